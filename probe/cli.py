@@ -1,0 +1,87 @@
+"""The ``probe`` command: thin wrappers over the runner; no logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from probe.errors import ProbeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Layer-wise probing and analysis of BERT-family encoders.",
+)
+console = Console()
+
+
+@app.command()
+def run(
+    study: Annotated[Path, typer.Argument(help="Study YAML file, e.g. studies/layerwise_pos.yaml")],
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where run folders go (default: study's runs_dir)")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the newest unfinished run of this study")
+    ] = False,
+) -> None:
+    """Run a study end to end and write a new run folder."""
+    from probe.runner import run_study
+
+    run_dir = run_study(study, runs_dir=runs_dir, resume=resume, console=console)
+    console.print(f"[green]done[/green]: {run_dir}")
+
+
+@app.command("list")
+def list_runs(
+    runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders")] = Path("runs"),
+) -> None:
+    """List run folders with their status and stages."""
+    table = Table("run", "status", "stages", "created")
+    manifests = sorted(runs_dir.glob("*/*/manifest.json"))
+    for path in manifests:
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            table.add_row(str(path.parent), "[red]unreadable manifest[/red]", "", "")
+            continue
+        stages = ", ".join(
+            f"{k}:{v.get('status', '?')}" for k, v in manifest.get("stages", {}).items()
+        )
+        table.add_row(
+            str(path.parent), manifest.get("status", "?"), stages, manifest.get("created", "")
+        )
+    if not manifests:
+        console.print(
+            f"no runs under {runs_dir}/ yet; start one with `probe run studies/layerwise_pos.yaml`"
+        )
+        return
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit with status 2."""
+    try:
+        app(standalone_mode=False)
+    except ProbeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

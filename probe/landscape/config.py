@@ -1,0 +1,152 @@
+"""Study section of the landscape stage: which trained jobs to look at, and how closely.
+
+Example (all keys optional; the defaults are a CPU-sized run)::
+
+    landscape:
+      jobs: [pretrained, scratch]       # jobs of the `train:` section (default: all of them)
+      examples: {train: 256, dev: 256}  # fixed SST-2 batches the loss is measured on
+      ignore: biasbn                    # leave biases and LayerNorm unperturbed (Li et al.)
+      line: {alpha: [-0.5, 1.5], points: 21}
+      random_plane: {span: 1.0, points: 11}
+      pca_plane: {points: 11, margin: 0.25}
+      sharpness: {hessian_iterations: 20, radii: [0.05, 0.1], directions: 8}
+
+A sub-section set to ``null`` is skipped (``pca_plane: null``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from probe._schema import StrictModel
+
+if TYPE_CHECKING:
+    from probe.study import Study
+
+__all__ = [
+    "LandscapeSection",
+    "LineSection",
+    "PCAPlaneSection",
+    "RandomPlaneSection",
+    "SharpnessSection",
+]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError(f"must be odd so the grid's centre is the trained model, got {value}")
+    return value
+
+
+class LineSection(StrictModel):
+    """1-D: ``theta(a) = theta_0 + a (theta_1 - theta_0)`` from the start to the final weights."""
+
+    alpha: tuple[float, float] = (-0.5, 1.5)
+    points: Annotated[int, Field(ge=2)] = 21
+
+    @model_validator(mode="after")
+    def _increasing(self) -> LineSection:
+        if not self.alpha[0] < self.alpha[1]:
+            raise ValueError(f"alpha must be [low, high] with low < high, got {list(self.alpha)}")
+        return self
+
+
+class RandomPlaneSection(StrictModel):
+    """2-D around the final weights along two filter-normalised Gaussian directions."""
+
+    span: Annotated[float, Field(gt=0)] = 1.0
+    points: Annotated[int, Field(ge=3)] = 11
+
+    @field_validator("points")
+    @classmethod
+    def _odd_points(cls, value: int) -> int:
+        return _odd(value)
+
+
+class PCAPlaneSection(StrictModel):
+    """2-D around the final weights in the plane of the top-2 PCs of the checkpoints."""
+
+    points: Annotated[int, Field(ge=3)] = 11
+    margin: Annotated[float, Field(ge=0)] = 0.25
+
+    @field_validator("points")
+    @classmethod
+    def _odd_points(cls, value: int) -> int:
+        return _odd(value)
+
+
+class SharpnessSection(StrictModel):
+    """Top Hessian eigenvalue (train batches) and mean loss rise at filter-normalised radii."""
+
+    hessian_iterations: Annotated[int, Field(ge=0)] = 20
+    hessian_tolerance: Annotated[float, Field(gt=0)] = 1e-3
+    radii: list[Annotated[float, Field(gt=0)]] = [0.05, 0.1]
+    directions: PositiveInt = 8
+
+
+class LandscapeSection(StrictModel):
+    """Loss landscapes of fine-tuning runs (Hao et al. 2019; Li et al. 2018)."""
+
+    jobs: Annotated[list[str], Field(min_length=1)] | None = None
+    from_run: str | None = None
+    task: Literal["sst2"] = "sst2"
+    examples: dict[Literal["train", "dev"], PositiveInt] = {"train": 256, "dev": 256}
+    batch_size: PositiveInt = 64
+    max_length: Annotated[int, Field(gt=8)] = 64
+    seed: int | None = None
+    ignore: Literal["biasbn", "none"] = "biasbn"
+    line: LineSection | None = LineSection()
+    random_plane: RandomPlaneSection | None = RandomPlaneSection()
+    pca_plane: PCAPlaneSection | None = PCAPlaneSection()
+    sharpness: SharpnessSection | None = SharpnessSection()
+    save_directions: bool = True
+
+    @field_validator("examples")
+    @classmethod
+    def _some_split(cls, value: dict[str, int]) -> dict[str, int]:
+        if not value:
+            raise ValueError("name at least one split, e.g. {train: 256, dev: 256}")
+        return value
+
+    def check(self, study: Study) -> None:
+        """Fail before any model loads: unknown jobs, no checkpoints to read, missing data."""
+        from pathlib import Path
+
+        from probe.data import dataset_file
+        from probe.errors import StudyError
+        from probe.landscape.objective import SST2_DATASET
+
+        if self.from_run is not None:
+            if not (Path(self.from_run) / "checkpoints").is_dir():
+                raise StudyError(
+                    f"landscape.from_run: {self.from_run} has no checkpoints/ folder; "
+                    "point it at a run folder whose train stage finished"
+                )
+        else:
+            trained = train_job_names(study)
+            if trained is None:
+                raise StudyError(
+                    "landscape: needs trained checkpoints; add a `train:` section or set "
+                    "landscape.from_run to an earlier run folder"
+                )
+            for index, job in enumerate(self.jobs or []):
+                if job not in trained:
+                    raise StudyError(
+                        f"landscape.jobs.{index}: {job!r} is not a job of the train section; "
+                        f"jobs: {', '.join(trained)}"
+                    )
+        for split in self.examples:
+            dataset_file(SST2_DATASET, split)  # DataError naming PROBE_DATA_DIR if missing
+
+
+def train_job_names(study: Any) -> list[str] | None:
+    """Names of the jobs in the study's ``train:`` section (None without one)."""
+    train = getattr(study, "train", None)
+    if train is None:
+        return None
+    jobs = getattr(train, "jobs", None) or []
+    return [str(getattr(job, "name", job)) for job in jobs]

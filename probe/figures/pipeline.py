@@ -1,0 +1,112 @@
+"""Cross-task layer summary (Tenney et al. 2019, Figure 1 style), from ``probe_summary``.
+
+One row per task, sorted by center of gravity (lowest first: the "pipeline" order). Bars are the
+per-layer gains of the cumulative mix-k probe (delta_l); the marker on each row is the center of
+gravity (filled) and the expected layer of the scalar mix (open), one colour per model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from probe.figures.style import apply_style, color_for
+
+__all__ = ["mix_weights_heatmap", "pipeline_figure", "task_order"]
+
+
+def task_order(summary: pd.DataFrame, model: str | None = None) -> list[str]:
+    """Tasks sorted by center of gravity (of ``model``, else of the first model)."""
+    cog = summary[summary.metric == "center_of_gravity"]
+    model = model or cog.model.iloc[0]
+    means = cog[cog.model == model].groupby("task").value.mean()
+    return list(means.sort_values().index)
+
+
+def pipeline_figure(
+    summary: pd.DataFrame, *, style: Literal["screen", "paper"] = "screen"
+) -> go.Figure:
+    """Per-layer deltas, center of gravity and expected layer for each task and model."""
+    tasks = task_order(summary)
+    models = list(summary.model.dropna().unique())
+    fig = make_subplots(
+        rows=len(tasks), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=tasks
+    )
+    for row, task in enumerate(tasks, start=1):
+        data = summary[summary.task == task]
+        for index, model in enumerate(models):
+            color = color_for(index)
+            rows = data[data.model == model]
+            deltas = rows[rows.metric == "delta"].groupby("layer").value.mean().sort_index()
+            fig.add_trace(
+                go.Bar(
+                    x=deltas.index.astype(int),
+                    y=100 * deltas.values,
+                    name=model,
+                    marker_color=color,
+                    legendgroup=model,
+                    showlegend=row == 1,
+                    hovertemplate="layer %{x}: Δ %{y:.2f} points",
+                ),
+                row=row,
+                col=1,
+            )
+            top = 100 * max(deltas.max() if len(deltas) else 0, 0.5)
+            for metric, symbol in (
+                ("center_of_gravity", "diamond"),
+                ("expected_layer", "diamond-open"),
+            ):
+                value = rows[rows.metric == metric].value.mean()
+                fig.add_trace(
+                    go.Scatter(
+                        x=[value],
+                        y=[top * (1.05 + 0.1 * index)],
+                        mode="markers",
+                        marker={"symbol": symbol, "size": 10, "color": color},
+                        legendgroup=model,
+                        name=metric.replace("_", " "),
+                        showlegend=False,
+                        hovertemplate=f"{model} {metric.replace('_', ' ')}: %{{x:.2f}}<extra></extra>",
+                    ),
+                    row=row,
+                    col=1,
+                )
+    fig.update_layout(
+        title="Where each task is resolved: Δ of cumulative mix-k (bars), "
+        "center of gravity (◆), expected layer (◇)",
+        barmode="group",
+        bargap=0.15,
+    )
+    fig.update_xaxes(title_text="layer (0 = embeddings)", dtick=1, row=len(tasks), col=1)
+    fig.update_yaxes(title_text="Δ (points)", title_font={"size": 10})
+    return apply_style(
+        fig,
+        style=style,
+        column="double",
+        height=max(320, 150 * len(tasks)) if style == "screen" else None,
+    )
+
+
+def mix_weights_heatmap(
+    summary: pd.DataFrame, model: str, *, style: Literal["screen", "paper"] = "screen"
+) -> go.Figure:
+    """Scalar-mix weights (tasks x layers) of one model, tasks in pipeline order."""
+    weights = summary[(summary.metric == "mix_weight") & (summary.model == model)]
+    grid = weights.pivot_table(index="task", columns="layer", values="value", aggfunc="mean")
+    grid = grid.loc[[t for t in task_order(summary, model) if t in grid.index]]
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.values,
+            x=grid.columns.astype(int),
+            y=grid.index,
+            colorscale="Blues",
+            colorbar={"title": "weight"},
+            hovertemplate="%{y}, layer %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=f"Scalar-mix weights: {model}")
+    fig.update_xaxes(title_text="layer", dtick=1)
+    return apply_style(fig, style=style)

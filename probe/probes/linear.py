@@ -1,0 +1,804 @@
+"""Linear probes fitted on every layer in one job: L2-penalised multinomial logistic regression.
+
+:class:`LayerwiseLogisticRegression` fits one probe per layer on activations of shape
+``(n_layers, n_samples, n_features)`` and chooses the L2 strength of each layer on a dev split.
+The objective is exactly scikit-learn's ``LogisticRegression(C=C)`` (lbfgs, multinomial)::
+
+    C * sum_i log_loss_i + 0.5 * ||W||^2         (intercept not penalised)
+
+so its coefficients, predictions and log-loss agree with scikit-learn's for the same ``C``; it is
+only faster. Why it is faster, in the order the gains were measured on UD EWT UPOS features
+(204k words x 384 features x 7 MiniLM layers, 2 CPU cores):
+
+* **float32 and one pass per evaluation.** The data loss and its gradient are computed chunk by
+  chunk (4096 rows on CPU), so ``logits = X @ W`` and ``X.T @ (softmax - onehot)`` run while the
+  chunk is in cache; scikit-learn computes them in float64 on the whole matrix.
+* **k - 1 columns instead of k.** With an L2 penalty the optimum has class weights that sum to
+  zero (the loss is unchanged by adding one vector to every class, the penalty is smallest when the
+  sum is zero), so we optimise in an orthonormal basis of that subspace. For UPOS that turns the
+  two skinny GEMMs from 17 to 16 columns, which MKL runs about 1.5x faster.
+* **Preconditioning.** Transformer activations are badly conditioned (LayerNorm makes the
+  covariance singular; a few outlier dimensions dominate), which is what makes plain L-BFGS take
+  hundreds of iterations. We run L-BFGS on ``V`` with ``W = P V``, where
+  ``P = (Sigma + delta I)^(-1/2)`` whitens the feature covariance ``Sigma`` (estimated on at most
+  32k rows) and ``delta`` matches the penalty's share of the curvature. This is a change of
+  variables, not a change of objective: the minimiser in ``W`` is the same.
+* **Warm starts along the regularisation path.** The grid of C is fitted from the strongest
+  penalty (cheap, well conditioned) to the weakest, each starting from the previous solution.
+* **Layers one after another in the same job.** Each layer is an independent problem; fitting
+  them in turn costs the same FLOPs as a batched ``bmm``, lets every layer stop as soon as it has
+  converged, and keeps only one layer in float32 in memory (inputs may be float16 memmaps).
+
+Convergence follows scikit-learn: stop when the largest absolute entry of the gradient of the
+mean-loss objective ``mean_i log_loss_i + ||W||^2 / (2 C n)`` is below ``tol``, or after
+``max_iter`` L-BFGS iterations per C (a :class:`~sklearn.exceptions.ConvergenceWarning` then names
+the layers and C that did not converge).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.linalg import helmert
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+#: Default grid of C (scikit-learn's meaning: inverse L2 strength, per-sample loss summed).
+#: On UD EWT UPOS with MiniLM features the dev optimum lies inside 1e-3..1e1 for every layer,
+#: and strong penalties are cheap to fit, so five points a decade apart cover the useful range.
+DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+
+# Rows per chunk on CPU. Chunking keeps the temporaries small and the chunk in cache while its
+# logits and gradient are computed; but every chunk costs several OpenMP parallel regions, and on a
+# shared machine each region can wait a scheduler tick for a descheduled thread. Measured on 2
+# busy cores (UPOS layer, 204k x 384): 4096 rows took 8.4 s per evaluation, 16384 rows 1.8 s; on
+# idle cores both take ~0.12 s.
+_CPU_CHUNK = 16384
+# Below this many input elements per layer one thread is faster than several (tiny problems are
+# dominated by per-op threading overhead: 0.2 s versus 18 s for a 1000 x 12 probe on busy cores).
+_SMALL = 1 << 21
+_GPU_CHUNK = 1 << 20  # on GPU chunking only adds kernel launches; bound the temporaries instead
+_PRECOND_ROWS = 32768  # rows used to estimate the covariance for the preconditioner
+_CURVATURE = 0.01  # typical softmax curvature p(1-p) near the optimum (preconditioner scale)
+_ARMIJO = 1e-4
+_FTOL = 1e-9  # relative decrease below which the loss cannot resolve progress
+_MAX_BACKTRACK = 30
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextmanager
+def _torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``n_threads`` torch intra-op threads, restoring the setting after."""
+    previous = torch.get_num_threads()
+    if n_threads is None or n_threads == previous:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _threads_for(n_threads: int | None, n_samples: int, n_features: int) -> int | None:
+    if n_threads is None and n_samples * n_features < _SMALL:
+        return 1
+    return n_threads
+
+
+def _shape3(X) -> tuple[int, int, int]:
+    """Shape of a (n_layers, n_samples, n_features) array-like without reading its data."""
+    if hasattr(X, "shape"):
+        shape = tuple(X.shape)
+    else:
+        layers = list(X)
+        inner = {tuple(np.shape(layer)) for layer in layers}
+        if len(inner) != 1:
+            raise ValueError(f"all layers must have the same shape, got {sorted(inner)}")
+        shape = (len(layers), *inner.pop())
+    if len(shape) != 3:
+        raise ValueError(
+            f"X must have shape (n_layers, n_samples, n_features), got shape {shape}; "
+            "for a single layer use X[None]"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _layer_tensor(X, layer: int, device: torch.device, chunk: int = 65536) -> torch.Tensor:
+    """Layer ``layer`` of ``X`` as a contiguous float32 tensor on ``device``, shape (n, d).
+
+    A float16 memmap is converted one block of rows at a time, so no float64 (or whole-array
+    float32) copy of ``X`` is ever made; a writable float32 numpy layer is used without copying.
+    """
+    if isinstance(X, torch.Tensor):
+        return X[layer].to(device=device, dtype=torch.float32).contiguous()
+    part = X[layer]
+    if (
+        isinstance(part, np.ndarray)
+        and part.dtype == np.float32
+        and part.flags.c_contiguous
+        and part.flags.writeable
+        and not isinstance(part, np.memmap)
+    ):
+        return torch.from_numpy(part).to(device)
+    n, d = np.shape(part)
+    out = torch.empty((n, d), dtype=torch.float32, device=device)
+    for start in range(0, n, chunk):
+        block = np.asarray(part[start : start + chunk], dtype=np.float32)
+        out[start : start + chunk] = torch.from_numpy(block).to(device)
+    return out
+
+
+def _check_labels(y, n_samples: int, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},), got {y.shape}")
+    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
+        raise ValueError(f"{name} must hold integer class ids >= 0, got dtype {y.dtype}")
+    return y.astype(np.int64, copy=False)
+
+
+def _column_stats(X: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of each column, accumulated in float64 chunk by chunk."""
+    n, d = X.shape
+    total = torch.zeros(d, dtype=torch.float64, device=X.device)
+    for start in range(0, n, chunk):
+        total += X[start : start + chunk].sum(0, dtype=torch.float64)
+    mean = total / n
+    mean32 = mean.float()
+    sq = torch.zeros(d, dtype=torch.float64, device=X.device)
+    for start in range(0, n, chunk):
+        sq += (X[start : start + chunk] - mean32).square().sum(0, dtype=torch.float64)
+    return mean, (sq / n).sqrt()
+
+
+@dataclass
+class _Layer:
+    """One layer's training problem in the coordinates the optimiser works in.
+
+    ``M = D W`` maps the penalised coefficients ``W`` (d, k-1) to weights on raw features, where
+    ``D = diag(1 / scale)``; logits are ``(X M + c - mean @ M) @ Q`` with ``Q`` (k-1, k) an
+    orthonormal basis of class vectors summing to zero.
+    """
+
+    X: torch.Tensor  # (n, d) float32
+    y: torch.Tensor  # (n,) int64, indices into the classes present in training
+    mean: torch.Tensor  # (d,) float32, centring (part of the model only if standardising)
+    inv_scale: torch.Tensor  # (d,) float32, ones unless standardising
+    eigvec: torch.Tensor  # (d, d) float32, eigenvectors of the covariance of X * inv_scale
+    eigval: torch.Tensor  # (d,) float32
+    Q: torch.Tensor  # (k-1, k) float32
+    chunk: int
+
+    def loss_grad(
+        self, M: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed log-loss and its gradients w.r.t. ``M`` (d, k-1) and ``c`` (k-1,).
+
+        One pass over the rows: each chunk's logits, softmax and gradient contribution are
+        computed while the chunk is in cache. No host synchronisation happens here.
+        """
+        X, Q = self.X, self.Q
+        bias = c - self.mean @ M
+        gM = torch.zeros_like(M)
+        gc = torch.zeros_like(c)
+        loss = torch.zeros((), dtype=torch.float64, device=X.device)
+        for start in range(0, X.shape[0], self.chunk):
+            Xc = X[start : start + self.chunk]
+            yc = self.y[start : start + self.chunk, None]
+            Z = torch.addmm(bias, Xc, M) @ Q  # (b, k) logits
+            lse = torch.logsumexp(Z, 1, keepdim=True)
+            loss += (lse.sum() - Z.gather(1, yc).sum()).double()
+            R = Z.sub_(lse).exp_()  # softmax, in place
+            R.scatter_add_(1, yc, torch.full_like(yc, -1, dtype=R.dtype))  # softmax - onehot
+            G = R @ Q.T  # (b, k-1)
+            gM.addmm_(Xc.T, G)
+            gc += G.sum(0)
+        gM -= torch.outer(self.mean, gc)  # the centring term in ``bias``
+        return loss, gM, gc
+
+
+class _Preconditioner:
+    """Change of variables ``W = T(V)``, ``c = v / sqrt(a)`` making the Hessian close to identity.
+
+    The Hessian of ``mean log-loss + lam/2 ||W||^2`` in ``W`` (d, k-1) is roughly
+    ``a Sigma + lam I`` on every class column, with ``Sigma`` the feature covariance (singular
+    for LayerNorm outputs) and ``a`` a typical softmax curvature ``p (1 - p)``. With
+    ``Sigma = U diag(s) U^T``, ``T(V) = U diag((a s + lam)^(-1/2)) U^T V`` inverts that. ``T`` is
+    symmetric, so the gradient in ``V`` is ``T`` applied to the gradient in ``W``. L-BFGS then
+    only has to learn what this approximation misses (which samples are uncertain, class
+    imbalance). A Kronecker factor for the classes (K-FAC style, curvature measured at the warm
+    start) saved only ~10% of the iterations on UD EWT UPOS, so it is not used.
+    """
+
+    def __init__(self, U: torch.Tensor, s: torch.Tensor, lam: float):
+        self.U = U
+        self.phi = (_CURVATURE * s + lam).rsqrt()[:, None]  # (d, 1)
+        self.phi_c = _CURVATURE**-0.5
+
+    def to_w(self, V: torch.Tensor) -> torch.Tensor:
+        return self.U @ (self.phi * (self.U.T @ V))
+
+    def to_v(self, W: torch.Tensor) -> torch.Tensor:
+        return self.U @ ((self.U.T @ W) / self.phi)
+
+    def to_c(self, v: torch.Tensor) -> torch.Tensor:
+        return v * self.phi_c
+
+    def to_cv(self, c: torch.Tensor) -> torch.Tensor:
+        return c / self.phi_c
+
+
+def _fit_one_c(
+    layer: _Layer,
+    W0: torch.Tensor,
+    c0: torch.Tensor,
+    lam: float,
+    *,
+    tol: float,
+    max_iter: int,
+    history: int,
+    memory: list[tuple[torch.Tensor, torch.Tensor]],
+    lam_prev: float | None,
+) -> tuple[torch.Tensor, torch.Tensor, int, bool, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Minimise ``mean log-loss + lam / 2 ||W||^2`` by preconditioned L-BFGS from ``(W0, c0)``.
+
+    ``memory`` holds the L-BFGS curvature pairs ``(s, y)`` of the previous C (fitted with penalty
+    ``lam_prev``) in the unpreconditioned coordinates ``(W, c)``, flattened. The loss part of the
+    Hessian does not depend on C and the penalty part is ``lam I``, so ``y + (lam - lam_prev) s``
+    is an exact curvature pair of the new objective: the fit of the next C starts with a good
+    inverse-Hessian estimate instead of a bare gradient step.
+
+    Returns ``(W, c, n_iter, converged, memory)``.
+    """
+    n = layer.X.shape[0]
+    d, km1 = W0.shape
+    inv_scale = layer.inv_scale[:, None]
+    Q = layer.Q
+
+    def objective(W, c):
+        loss, gM, gc = layer.loss_grad(inv_scale * W, c)
+        gW = inv_scale * gM / n + lam * W
+        f = loss / n + 0.5 * lam * W.double().square().sum()
+        gc = gc / n
+        # Stop criterion on the gradient in scikit-learn's parametrisation (full k classes).
+        gmax = torch.maximum((gW @ Q).abs().max(), (gc @ Q).abs().max()).double()
+        return f, gW, gc, gmax
+
+    T = _Preconditioner(layer.eigvec, layer.eigval, lam)
+
+    def to_x(W, c):
+        return torch.cat([T.to_v(W).reshape(-1), T.to_cv(c)])
+
+    def from_x(x):
+        return T.to_w(x[: d * km1].view(d, km1)), T.to_c(x[d * km1 :])
+
+    def evaluate(x):
+        f, gW, gc, gmax = objective(*from_x(x))
+        # Chain rule: T is symmetric, so the gradient in x is T applied to the gradient in W.
+        return f, torch.cat([T.to_w(gW).reshape(-1), T.to_c(gc)]), gmax
+
+    def pair_to_x(s_flat, y_flat):
+        s_x = torch.cat(
+            [T.to_v(s_flat[: d * km1].view(d, km1)).reshape(-1), T.to_cv(s_flat[d * km1 :])]
+        )
+        y_x = torch.cat(
+            [T.to_w(y_flat[: d * km1].view(d, km1)).reshape(-1), T.to_c(y_flat[d * km1 :])]
+        )
+        return s_x, y_x
+
+    def pair_from_x(s_x, y_x):
+        s_flat = torch.cat(
+            [T.to_w(s_x[: d * km1].view(d, km1)).reshape(-1), T.to_c(s_x[d * km1 :])]
+        )
+        y_flat = torch.cat(
+            [T.to_v(y_x[: d * km1].view(d, km1)).reshape(-1), T.to_cv(y_x[d * km1 :])]
+        )
+        return s_flat, y_flat
+
+    f, gW, gc, gmax = objective(W0, c0)
+    x = to_x(W0, c0)
+    g = torch.cat([T.to_w(gW).reshape(-1), T.to_c(gc)])
+    f_val, gmax_val = torch.stack([f, gmax]).tolist()
+    S: list[torch.Tensor] = []
+    Y: list[torch.Tensor] = []
+    rho: list[torch.Tensor] = []
+    gamma = 1.0  # the preconditioned Hessian is close to identity, so a unit step is the guess
+    for s_flat, y_flat in memory:
+        y_flat = y_flat.clone()
+        y_flat[: d * km1] += (lam - lam_prev) * s_flat[: d * km1]
+        s_x, y_x = pair_to_x(s_flat, y_flat)
+        sy_val, yy_val = torch.stack([torch.dot(s_x, y_x), torch.dot(y_x, y_x)]).tolist()
+        if sy_val > 0:
+            S.append(s_x)
+            Y.append(y_x)
+            rho.append(torch.tensor(1.0 / sy_val, device=x.device))
+            gamma = sy_val / yy_val
+    n_iter = 0
+    converged = gmax_val <= tol
+    while not converged and n_iter < max_iter:
+        # Two-loop recursion: direction = -H g with H the L-BFGS inverse-Hessian estimate.
+        q = g.clone()
+        alphas = []
+        for s, yv, r in zip(reversed(S), reversed(Y), reversed(rho), strict=True):
+            a = r * torch.dot(s, q)
+            q -= a * yv
+            alphas.append(a)
+        q *= gamma
+        for s, yv, r, a in zip(S, Y, rho, reversed(alphas), strict=True):
+            q += s * (a - r * torch.dot(yv, q))
+        direction = -q
+        slope = float(torch.dot(g, direction))
+        if slope >= 0:  # not a descent direction (numerical trouble): restart from -g
+            S, Y, rho = [], [], []
+            direction = -g
+            slope = float(torch.dot(g, direction))
+        # Backtracking line search (Armijo). The objective is strictly convex, so every
+        # accepted step has s.y > 0 and the curvature pair can be kept without Wolfe checks.
+        t = 1.0
+        for _ in range(_MAX_BACKTRACK):
+            x_new = x + t * direction
+            f_new, g_new, gmax_new = evaluate(x_new)
+            f_new_val, gmax_new_val = torch.stack([f_new, gmax_new]).tolist()
+            if f_new_val <= f_val + _ARMIJO * t * slope:
+                break
+            # Minimum of the quadratic through f(0), f'(0) and f(t), kept in [0.1 t, 0.5 t].
+            denom = 2.0 * (f_new_val - f_val - slope * t)
+            t_quad = -slope * t * t / denom if denom > 0 else 0.5 * t
+            t = min(max(t_quad, 0.1 * t), 0.5 * t)
+        else:  # no decrease possible at float32 precision: as converged as it gets
+            break
+        n_iter += 1
+        s_vec, y_vec = x_new - x, g_new - g
+        sy_val, yy_val, ss_val = torch.stack(
+            [torch.dot(s_vec, y_vec), torch.dot(y_vec, y_vec), torch.dot(s_vec, s_vec)]
+        ).tolist()
+        if sy_val > 1e-10 * math.sqrt(yy_val * ss_val):
+            S.append(s_vec)
+            Y.append(y_vec)
+            rho.append(torch.tensor(1.0 / sy_val, device=x.device))
+            gamma = sy_val / yy_val
+            if len(S) > history:
+                S.pop(0)
+                Y.pop(0)
+                rho.pop(0)
+        decrease = f_val - f_new_val
+        x, g, f_val, gmax_val = x_new, g_new, f_new_val, gmax_new_val
+        # Like scipy's ``ftol``: a relative decrease below the resolution of a float32-accumulated
+        # loss means no further progress is measurable, which counts as converged.
+        converged = gmax_val <= tol or decrease <= _FTOL * max(abs(f_val), 1.0)
+    W, c = from_x(x)
+    return W, c, n_iter, converged, [pair_from_x(s_x, y_x) for s_x, y_x in zip(S, Y, strict=True)]
+
+
+def _logits(X: torch.Tensor, coef: torch.Tensor, intercept: torch.Tensor, chunk: int):
+    """Yield (start, logits) per chunk of rows; ``coef`` (d, k) acts on raw features."""
+    for start in range(0, X.shape[0], chunk):
+        yield start, torch.addmm(intercept, X[start : start + chunk], coef)
+
+
+# ---------------------------------------------------------------------------------------------
+# Core
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LogisticPathResult:
+    """What :func:`fit_layerwise_logistic` learned; arrays are numpy, float32 unless noted."""
+
+    coef: np.ndarray  # (n_layers, n_classes, n_features), at the chosen C
+    intercept: np.ndarray  # (n_layers, n_classes)
+    C: np.ndarray  # (n_layers,) float64
+    Cs: np.ndarray  # (n_Cs,) float64, the grid as fitted (ascending)
+    dev_scores: np.ndarray  # (n_layers, n_Cs) float64 dev accuracy; NaN without dev data
+    n_iter: np.ndarray  # (n_layers, n_Cs) int, L-BFGS iterations; -1 where not fitted
+    converged: np.ndarray  # (n_layers, n_Cs) bool
+    mean: np.ndarray | None  # (n_layers, n_features), when standardising
+    scale: np.ndarray | None  # (n_layers, n_features), when standardising
+
+
+def fit_layerwise_logistic(
+    X,
+    y,
+    X_dev=None,
+    y_dev=None,
+    *,
+    Cs: Sequence[float] | float = DEFAULT_CS,
+    n_classes: int | None = None,
+    standardize: bool = False,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    history: int = 10,
+    device: str | torch.device | None = None,
+    chunk_size: int | None = None,
+    n_threads: int | None = None,
+) -> LogisticPathResult:
+    """Fit an L2 multinomial logistic regression per layer, choosing C per layer on dev.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_layers, n_samples, n_features)
+        Training activations; numpy (float16 memmaps welcome), torch, or a list of 2-D layers.
+    y : array-like of int of shape (n_samples,)
+        Class ids in ``0..n_classes-1``.
+    X_dev : array-like of shape (n_layers, n_dev, n_features), optional
+    y_dev : array-like of int of shape (n_dev,), optional
+        Dev split on which each layer's C is chosen (highest accuracy; ties go to the smaller C,
+        the stronger penalty). Without it, only the middle of the grid is fitted (see below).
+    Cs : float or sequence of float
+        Grid of inverse L2 strengths, scikit-learn's ``C``. Fitted in ascending order, each
+        warm-started from the previous solution. Without dev data and with more than one C, only
+        the C nearest the grid's geometric middle is fitted (with a warning): choosing C needs
+        held-out data, and the middle is the least extreme guess.
+    n_classes : int, optional
+        Number of classes; default ``max(y, y_dev) + 1``. Classes absent from ``y`` get zero
+        coefficients and an intercept of ``-inf`` (their maximum-likelihood value).
+    standardize : bool
+        Scale features to zero mean and unit variance (statistics of the training split; columns
+        with zero variance are left unscaled), so the penalty treats all features alike.
+        ``coef`` then applies to standardised features, as in a scikit-learn pipeline.
+    tol, max_iter : float, int
+        Stop when the largest absolute gradient entry of ``mean log-loss + ||W||^2 / (2 C n)``
+        is below ``tol`` (scikit-learn's ``gtol``), or after ``max_iter`` iterations per C.
+    history : int
+        Number of L-BFGS curvature pairs kept.
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU. All arithmetic is float32; on GPU TF32 stays off,
+        since the gradient near the optimum is a small difference of large terms and TF32's
+        10-bit mantissa would stop L-BFGS short of ``tol`` (and a full fit takes seconds there).
+    chunk_size : int, optional
+        Rows per chunk (default 16384 on CPU, 2**20 on GPU).
+    n_threads : int, optional
+        Torch intra-op threads during the fit (restored afterwards). Default: torch's current
+        setting, except one thread when a layer has fewer than 2**21 values (measured faster).
+
+    Returns
+    -------
+    LogisticPathResult
+    """
+    n_layers, n, d = _shape3(X)
+    y = _check_labels(y, n, "y")
+    have_dev = X_dev is not None and y_dev is not None
+    if (X_dev is None) != (y_dev is None):
+        raise ValueError("pass both X_dev and y_dev, or neither")
+    if have_dev:
+        dev_shape = _shape3(X_dev)
+        if dev_shape[0] != n_layers or dev_shape[2] != d:
+            raise ValueError(
+                f"X_dev must have shape ({n_layers}, n_dev, {d}) like X, got {dev_shape}"
+            )
+        y_dev = _check_labels(y_dev, dev_shape[1], "y_dev")
+    grid = np.sort(np.atleast_1d(np.asarray(Cs, dtype=np.float64)))
+    if grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() <= 0:
+        raise ValueError(f"Cs must be positive finite numbers, got {Cs!r}")
+    fit_mask = np.ones(grid.size, dtype=bool)
+    if not have_dev and grid.size > 1:
+        middle = int(np.argmin(np.abs(np.log(grid) - np.log(grid).mean())))
+        fit_mask[:] = False
+        fit_mask[middle] = True
+        warnings.warn(
+            f"no dev split given: fitting only C={grid[middle]:g} (the middle of Cs); "
+            "pass X_dev and y_dev to choose C per layer",
+            UserWarning,
+            stacklevel=3,
+        )
+    if n_classes is None:
+        n_classes = int(max(y.max(), y_dev.max() if have_dev and y_dev.size else 0)) + 1
+    if y.max() >= n_classes:
+        raise ValueError(f"y has class id {y.max()} but n_classes={n_classes}")
+    present = np.unique(y)
+    if present.size < 2:
+        raise ValueError(f"y must contain at least two classes, got {present.tolist()}")
+
+    dev = _resolve_device(device)
+    chunk = chunk_size or (_CPU_CHUNK if dev.type == "cpu" else _GPU_CHUNK)
+    k = present.size
+    Q = torch.from_numpy(helmert(k).astype(np.float32)).to(dev)  # (k-1, k), rows sum to 0
+    remap = np.full(n_classes, -1, dtype=np.int64)
+    remap[present] = np.arange(k)
+    y_t = torch.from_numpy(remap[y]).to(dev)
+    # For two classes scikit-learn fits one weight vector w with the binary logistic loss and
+    # penalty ||w||^2 / 2; the two-class softmax with W = [-w/2, w/2] gives the same
+    # probabilities with penalty ||W||^2 / 2 = ||w||^2 / 4, so we double the penalty to get
+    # sklearn's optimum (coef_[1] - coef_[0] is then sklearn's coef_[0]).
+    lams = 1.0 / (grid * n) * (2.0 if k == 2 else 1.0)
+
+    coef = np.zeros((n_layers, n_classes, d), dtype=np.float32)
+    intercept = np.full((n_layers, n_classes), -np.inf, dtype=np.float32)
+    dev_scores = np.full((n_layers, grid.size), np.nan)
+    n_iter = np.full((n_layers, grid.size), -1, dtype=np.int64)
+    converged = np.zeros((n_layers, grid.size), dtype=bool)
+    means = np.zeros((n_layers, d), dtype=np.float32) if standardize else None
+    scales = np.ones((n_layers, d), dtype=np.float32) if standardize else None
+    y_dev_t = torch.from_numpy(y_dev).to(dev) if have_dev else None
+    present_t = torch.from_numpy(present).to(dev)
+    best_C = np.zeros(n_layers)
+
+    with _torch_threads(_threads_for(n_threads, n, d)):
+        for li in range(n_layers):
+            Xl = _layer_tensor(X, li, dev)
+            mean, std = _column_stats(Xl, chunk)
+            inv_scale = torch.ones(d, dtype=torch.float32, device=dev)
+            if standardize:
+                scale = torch.where(std > 0, std, torch.ones_like(std)).float()
+                inv_scale = 1.0 / scale
+                means[li], scales[li] = mean.float().cpu().numpy(), scale.cpu().numpy()
+            # Covariance of the penalised features on a strided subsample: a preconditioner only
+            # needs to be roughly right, and the full Gram matrix would cost as much as ~6 passes.
+            step = max(1, n // _PRECOND_ROWS)
+            sub = (Xl[::step] - mean.float()) * inv_scale
+            eigval, eigvec = torch.linalg.eigh((sub.T @ sub).double() / sub.shape[0])
+            layer = _Layer(
+                X=Xl,
+                y=y_t,
+                mean=mean.float(),
+                inv_scale=inv_scale,
+                eigvec=eigvec.float(),
+                eigval=eigval.clamp_min(0).float(),
+                Q=Q,
+                chunk=chunk,
+            )
+            del sub
+            Xd = _layer_tensor(X_dev, li, dev) if have_dev else None
+            W = torch.zeros((d, k - 1), dtype=torch.float32, device=dev)
+            c = torch.zeros(k - 1, dtype=torch.float32, device=dev)
+            solutions = []
+            scores = []
+            memory, lam_prev = [], None
+            for ci in np.flatnonzero(fit_mask):
+                W, c, n_it, ok, memory = _fit_one_c(
+                    layer,
+                    W,
+                    c,
+                    float(lams[ci]),
+                    tol=tol,
+                    max_iter=max_iter,
+                    history=history,
+                    memory=memory,
+                    lam_prev=lam_prev,
+                )
+                lam_prev = float(lams[ci])
+                n_iter[li, ci], converged[li, ci] = n_it, ok
+                # Back to scikit-learn's parametrisation: k class vectors on the (standardised)
+                # features; ``mean`` centring was a reparametrisation and goes into the intercept.
+                W_full, b_full = (W @ Q).T.contiguous(), c @ Q  # (k, d), (k,)
+                raw = inv_scale[:, None] * W_full.T  # (d, k), acts on raw features
+                b_raw = b_full - layer.mean @ raw
+                solutions.append((W_full, b_full if standardize else b_raw))
+                if have_dev:
+                    correct = torch.zeros((), dtype=torch.int64, device=dev)
+                    for start, Z in _logits(Xd, raw, b_raw, chunk):
+                        pred = present_t[Z.argmax(1)]
+                        correct += (pred == y_dev_t[start : start + Z.shape[0]]).sum()
+                    scores.append(correct)
+            fitted = np.flatnonzero(fit_mask)
+            if have_dev:
+                dev_scores[li, fitted] = torch.stack(scores).cpu().numpy() / max(y_dev.size, 1)
+                best = int(
+                    np.argmax(dev_scores[li, fitted])
+                )  # first max: strongest penalty of ties
+            else:
+                best = 0
+            best_C[li] = grid[fitted[best]]
+            coef[li, present] = solutions[best][0].cpu().numpy()
+            intercept[li, present] = solutions[best][1].cpu().numpy()
+            del layer, Xl, Xd, solutions
+
+    bad = ~converged & (n_iter >= 0)
+    if bad.any():
+        where = ", ".join(
+            f"layer {li} C={grid[ci]:g}" for li, ci in zip(*np.nonzero(bad), strict=True)
+        )
+        warnings.warn(
+            f"L-BFGS did not reach tol={tol:g} within max_iter={max_iter} at {where}; "
+            "raise max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return LogisticPathResult(
+        coef=coef,
+        intercept=intercept,
+        C=best_C,
+        Cs=grid,
+        dev_scores=dev_scores,
+        n_iter=n_iter,
+        converged=converged,
+        mean=means,
+        scale=scales,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimator
+# ---------------------------------------------------------------------------------------------
+
+
+class LayerwiseLogisticRegression(BaseEstimator):
+    """One multinomial logistic-regression probe per layer, L2 strength chosen per layer on dev.
+
+    Same objective as scikit-learn's ``LogisticRegression(C=C)`` (lbfgs, multinomial), fitted
+    for all layers and a whole grid of C in one call; see :func:`fit_layerwise_logistic` for
+    the parameters and the module docstring for why it is fast.
+
+    Parameters
+    ----------
+    Cs : float or sequence of float, default DEFAULT_CS
+        Grid of inverse L2 strengths (scikit-learn's ``C``).
+    n_classes : int, optional
+        Default ``max(y, y_dev) + 1``.
+    standardize : bool, default False
+        Standardise features with training mean and std (``mean_``, ``scale_``); ``coef_`` then
+        acts on standardised features.
+    tol : float, default 1e-4
+    max_iter : int, default 100
+        L-BFGS iterations per layer and C.
+    history : int, default 10
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+    chunk_size : int, optional
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_layers, n_classes, n_features)
+    intercept_ : ndarray of shape (n_layers, n_classes)
+    C_ : ndarray of shape (n_layers,)
+        The C chosen for each layer.
+    Cs_ : ndarray of shape (n_Cs,)
+        The grid, ascending; columns of ``dev_scores_`` and ``n_iter_`` follow it.
+    dev_scores_ : ndarray of shape (n_layers, n_Cs)
+        Dev accuracy of each layer at each C (NaN where not fitted, e.g. without dev data).
+    n_iter_ : ndarray of shape (n_layers, n_Cs)
+        L-BFGS iterations (-1 where not fitted).
+    classes_ : ndarray of shape (n_classes,)
+        ``arange(n_classes)``.
+    mean_, scale_ : ndarray of shape (n_layers, n_features) or None
+        Standardisation statistics (None unless ``standardize``).
+    n_layers_, n_features_in_ : int
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, 300)
+    >>> signal = np.eye(3)[y] * 3 + rng.normal(size=(300, 3))
+    >>> X = np.stack([rng.normal(size=(300, 3)), signal]).astype(np.float32)  # layer 1 knows
+    >>> probe = LayerwiseLogisticRegression(device="cpu").fit(X[:, :200], y[:200],
+    ...                                                      X[:, 200:], y[200:])
+    >>> acc = probe.score(X[:, 200:], y[200:])
+    >>> bool(acc[1] > 0.8 > acc[0])
+    True
+    """
+
+    def __init__(
+        self,
+        Cs: Sequence[float] | float = DEFAULT_CS,
+        *,
+        n_classes: int | None = None,
+        standardize: bool = False,
+        tol: float = 1e-4,
+        max_iter: int = 100,
+        history: int = 10,
+        device: str | torch.device | None = None,
+        chunk_size: int | None = None,
+    ):
+        self.Cs = Cs
+        self.n_classes = n_classes
+        self.standardize = standardize
+        self.tol = tol
+        self.max_iter = max_iter
+        self.history = history
+        self.device = device
+        self.chunk_size = chunk_size
+
+    def fit(self, X, y, X_dev=None, y_dev=None) -> LayerwiseLogisticRegression:
+        """Fit every layer; choose each layer's C on ``(X_dev, y_dev)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_layers, n_samples, n_features)
+            May be a float16 memmap; it is converted to float32 one layer and chunk at a time.
+        y : array-like of int of shape (n_samples,)
+        X_dev : array-like of shape (n_layers, n_dev, n_features), optional
+        y_dev : array-like of int of shape (n_dev,), optional
+
+        Returns
+        -------
+        self
+        """
+        result = fit_layerwise_logistic(
+            X,
+            y,
+            X_dev,
+            y_dev,
+            Cs=self.Cs,
+            n_classes=self.n_classes,
+            standardize=self.standardize,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            history=self.history,
+            device=self.device,
+            chunk_size=self.chunk_size,
+        )
+        self.coef_ = result.coef
+        self.intercept_ = result.intercept
+        self.C_ = result.C
+        self.Cs_ = result.Cs
+        self.dev_scores_ = result.dev_scores
+        self.n_iter_ = result.n_iter
+        self.mean_ = result.mean
+        self.scale_ = result.scale
+        self.n_layers_, n_classes, self.n_features_in_ = result.coef.shape
+        self.classes_ = np.arange(n_classes)
+        return self
+
+    def _layer_logits(self, X):
+        """Yield ``(layer, start, logits)`` with logits a float32 tensor of shape (b, n_classes)."""
+        check_is_fitted(self, "coef_")
+        n_layers, _, d = _shape3(X)
+        if (n_layers, d) != (self.n_layers_, self.n_features_in_):
+            raise ValueError(
+                f"X must have shape ({self.n_layers_}, n_samples, {self.n_features_in_}), "
+                f"got {(n_layers, _, d)}"
+            )
+        dev = _resolve_device(self.device)
+        chunk = self.chunk_size or (_CPU_CHUNK if dev.type == "cpu" else _GPU_CHUNK)
+        for li in range(n_layers):
+            coef = torch.from_numpy(self.coef_[li].T.copy()).to(dev)  # (d, k)
+            intercept = torch.from_numpy(self.intercept_[li].copy()).to(dev)
+            if self.mean_ is not None:
+                # Fold standardisation into the weights instead of copying X.
+                coef = coef / torch.from_numpy(self.scale_[li][:, None]).to(dev)
+                intercept = intercept - torch.from_numpy(self.mean_[li]).to(dev) @ coef
+            Xl = _layer_tensor(X, li, dev)
+            for start, Z in _logits(Xl, coef, intercept, chunk):
+                yield li, start, Z
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits, float32 of shape (n_layers, n_samples, n_classes)."""
+        check_is_fitted(self, "coef_")
+        n_layers, n, _ = _shape3(X)
+        out = np.empty((n_layers, n, len(self.classes_)), dtype=np.float32)
+        for li, start, Z in self._layer_logits(X):
+            out[li, start : start + Z.shape[0]] = Z.cpu().numpy()
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, float32 of shape (n_layers, n_samples, n_classes)."""
+        check_is_fitted(self, "coef_")
+        n_layers, n, _ = _shape3(X)
+        out = np.empty((n_layers, n, len(self.classes_)), dtype=np.float32)
+        for li, start, Z in self._layer_logits(X):
+            out[li, start : start + Z.shape[0]] = Z.softmax(1).cpu().numpy()
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class ids, int64 of shape (n_layers, n_samples)."""
+        check_is_fitted(self, "coef_")
+        n_layers, n, _ = _shape3(X)
+        out = np.empty((n_layers, n), dtype=np.int64)
+        for li, start, Z in self._layer_logits(X):
+            out[li, start : start + Z.shape[0]] = Z.argmax(1).cpu().numpy()
+        return out
+
+    def score(self, X, y) -> np.ndarray:
+        """Accuracy of each layer's probe, float64 of shape (n_layers,)."""
+        check_is_fitted(self, "coef_")
+        _, n, _ = _shape3(X)
+        y = _check_labels(y, n, "y")
+        return (self.predict(X) == y[None, :]).mean(axis=1)

@@ -1,0 +1,94 @@
+"""End to end on a tiny model and a slice of real UD EWT: run folder, tables, cache, determinism."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from rich.console import Console
+
+from probe.results import COLUMNS
+from probe.runner import run_study
+
+
+def _study(tmp_path: Path, model_dir: Path, name: str = "tiny_pos") -> Path:
+    study = {
+        "name": name,
+        "seed": 0,
+        "models": [{"spec": str(model_dir), "name": "tiny"}],
+        "probe": {
+            "tasks": ["upos"],
+            "limit": {"train": 80, "dev": 30, "test": 30},
+            "C": [0.1, 1.0],
+            "bootstrap": 50,
+        },
+        "figures": ["html"],
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def _run(path: Path, runs: Path) -> tuple[Path, str]:
+    buffer = io.StringIO()
+    run_dir = run_study(path, runs_dir=runs, console=Console(file=buffer, width=200))
+    return run_dir, buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_model_dir: Path, data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("runner")
+    path = _study(tmp, tiny_model_dir)
+    first = _run(path, tmp / "runs")
+    second = _run(path, tmp / "runs")
+    return first, second
+
+
+def test_run_folder_has_manifest_tables_and_figures(two_runs) -> None:
+    (run_dir, _), _ = two_runs
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["stages"]["probe"]["status"] == "done"
+    assert manifest["stages"]["probe"]["seconds"] > 0
+    assert {"torch", "transformers"} <= set(manifest["versions"])
+    assert manifest["config"]["probe"]["tasks"] == ["upos"]
+    table = pd.read_parquet(run_dir / "results" / "probe.parquet")
+    assert list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert (run_dir / "results" / "probe.csv").exists()
+    assert (run_dir / "figures" / "layerwise_upos.html").exists()
+    layers = table[
+        (table.metric == "accuracy") & (table.control == "task") & (table.probe == "linear")
+    ].layer
+    assert sorted(layers.unique()) == [0, 1, 2]
+    assert {"selectivity", "accuracy", "C"} <= set(table.metric)
+    assert {"linear", "majority"} <= set(table.probe)
+
+
+def test_same_study_and_seed_give_identical_results_table(two_runs) -> None:
+    (first, _), (second, _) = two_runs
+    a = pd.read_parquet(first / "results" / "probe.parquet")
+    b = pd.read_parquet(second / "results" / "probe.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_rerun_skips_capture_and_keeps_the_earlier_run(two_runs) -> None:
+    (first, first_log), (second, second_log) = two_runs
+    assert first != second and first.exists() and second.exists()
+    assert "captured" in first_log
+    assert "capture skipped" in second_log and "captured" not in second_log
+
+
+def test_test_accuracy_beats_majority_and_control_on_real_data(two_runs) -> None:
+    (run_dir, _), _ = two_runs
+    table = pd.read_parquet(run_dir / "results" / "probe.parquet")
+    test = table[table.split == "test"]
+    task = test[(test.probe == "linear") & (test.control == "task") & (test.metric == "accuracy")]
+    majority = test[test.probe == "majority"].value.iloc[0]
+    # Even a random tiny BERT's embeddings identify frequent words' tags better than majority.
+    assert task.value.max() > majority + 0.1
+    ci = task.dropna(subset=["ci_low"])
+    assert ((ci.ci_low <= ci.value) & (ci.value <= ci.ci_high)).all()

@@ -65,6 +65,30 @@ def list_runs(
     console.print(table)
 
 
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder, e.g. runs/pipeline/20260101-120000")],
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated formats: pdf, svg, png, html")
+    ] = "pdf,svg,png",
+    style: Annotated[str, typer.Option(help="paper (serif, column widths) or screen")] = "paper",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: RUN/figures/<style>/)")
+    ] = None,
+) -> None:
+    """Rebuild every figure of a run from its tables and write it for a paper."""
+    from probe.export import export_run
+
+    result = export_run(run, formats=formats, style=style, out=out)
+    for key, reason in result.skipped.items():
+        console.print(f"[yellow]skipped {key}[/yellow]: {reason}")
+    files, figures = len(result.paths), len(result.figures)
+    console.print(
+        f"[green]wrote[/green] {files} file{'s' * (files != 1)} ({figures} "
+        f"figure{'s' * (figures != 1)}) to {result.folder}"
+    )
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit with status 2."""
     try:

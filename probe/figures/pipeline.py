@@ -60,6 +60,7 @@ def pipeline_figure(
                 ("expected_layer", "diamond-open"),
             ):
                 value = rows[rows.metric == metric].value.mean()
+                label = metric.replace("_", " ")
                 fig.add_trace(
                     go.Scatter(
                         x=[value],
@@ -67,9 +68,9 @@ def pipeline_figure(
                         mode="markers",
                         marker={"symbol": symbol, "size": 10, "color": color},
                         legendgroup=model,
-                        name=metric.replace("_", " "),
+                        name=label,
                         showlegend=False,
-                        hovertemplate=f"{model} {metric.replace('_', ' ')}: %{{x:.2f}}<extra></extra>",
+                        hovertemplate=f"{model} {label}: %{{x:.2f}}<extra></extra>",
                     ),
                     row=row,
                     col=1,

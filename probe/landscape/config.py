@@ -127,26 +127,40 @@ class LandscapeSection(StrictModel):
                     "point it at a run folder whose train stage finished"
                 )
         else:
-            trained = train_job_names(study)
+            trained = train_job_names(study, task=self.task)
             if trained is None:
                 raise StudyError(
                     "landscape: needs trained checkpoints; add a `train:` section or set "
                     "landscape.from_run to an earlier run folder"
                 )
+            if not trained:
+                raise StudyError(
+                    f"landscape: the train section has no fine-tuning job on {self.task}; "
+                    f"add one (kind: finetune, task: {self.task})"
+                )
             for index, job in enumerate(self.jobs or []):
                 if job not in trained:
                     raise StudyError(
-                        f"landscape.jobs.{index}: {job!r} is not a job of the train section; "
-                        f"jobs: {', '.join(trained)}"
+                        f"landscape.jobs.{index}: {job!r} is not a {self.task} fine-tuning job "
+                        f"of the train section; those are: {', '.join(trained)}"
                     )
         for split in self.examples:
             dataset_file(SST2_DATASET, split)  # DataError naming PROBE_DATA_DIR if missing
 
 
-def train_job_names(study: Any) -> list[str] | None:
-    """Names of the jobs in the study's ``train:`` section (None without one)."""
+def train_job_names(study: Any, task: str | None = None) -> list[str] | None:
+    """Names of the jobs in the study's ``train:`` section (None without one).
+
+    With ``task``, only the fine-tuning jobs on that task (the ones a landscape can score).
+    """
     train = getattr(study, "train", None)
     if train is None:
         return None
     jobs = getattr(train, "jobs", None) or []
+    if task is not None:
+        jobs = [
+            j
+            for j in jobs
+            if getattr(j, "kind", None) == "finetune" and getattr(j, "task", None) == task
+        ]
     return [str(getattr(job, "name", job)) for job in jobs]

@@ -90,6 +90,7 @@ class _JobBase(StrictModel):
     save_every: PositiveInt | None = None
     save_steps: list[Annotated[int, Field(ge=0)]] = []
     keep_optimizer: PositiveInt = 1
+    group_by_length: bool = False
 
     @model_validator(mode="after")
     def _one_budget(self) -> _JobBase:
@@ -103,7 +104,8 @@ class _JobBase(StrictModel):
         if self.steps is not None:
             late = [s for s in self.save_steps if s > self.steps]
             if late:
-                raise ValueError(f"job {self.name!r}: save_steps {late} are beyond steps={self.steps}")
+                raise ValueError(
+                    f"job {self.name!r}: save_steps {late} are beyond steps={self.steps}")
         return self
 
 
@@ -150,7 +152,8 @@ class FinetuneJob(_JobBase):
     """Fine-tuning of any model spec on sentence (``sst2``) or token classification.
 
     ``freeze_layers: k`` freezes the lowest ``k`` layers, where layer 0 is the embeddings (so
-    ``1`` freezes the embeddings only, ``L + 1`` the whole encoder). ``head_lr`` is the learning
+    ``1`` freezes the embeddings only, ``L + 1`` the whole encoder; the pooler above the last
+    layer stays trainable, as part of the sentence head). ``head_lr`` is the learning
     rate of the new classification head (default: ``lr``). ``limit`` keeps the first N sentences
     of a split for CPU-sized runs.
     """
@@ -170,8 +173,9 @@ TrainJob = Annotated[PretrainJob | FinetuneJob, Field(discriminator="kind")]
 def model_sizes(job: PretrainJob) -> dict[str, int]:
     """``BertConfig`` size arguments of a pretraining job (named size, then overrides).
 
-    >>> model_sizes(PretrainJob(name="x", kind="pretrain", steps=1, n_layers=3))["num_hidden_layers"]
-    3
+    >>> job = PretrainJob(name="x", kind="pretrain", steps=1, n_layers=3)
+    >>> model_sizes(job)["num_hidden_layers"], model_sizes(job)["hidden_size"]
+    (3, 128)
     """
     n_layers, d_model = SIZES[job.size]
     d_model = job.d_model or d_model
@@ -263,7 +267,9 @@ class TrainSection(StrictModel):
             raise StudyError("; ".join(problems))
 
 
-def _check_trained_ref(spec: str, earlier: list[str], where: str, section: TrainSection) -> list[str]:
+def _check_trained_ref(
+    spec: str, earlier: list[str], where: str, section: TrainSection
+) -> list[str]:
     """Problems with a ``trained:<job>[@<checkpoint>]`` reference (empty if it is fine)."""
     body = spec.split("trained:", 1)[1]
     job_name, _, checkpoint = body.partition("@")

@@ -6,6 +6,7 @@ loaded or any folder is created, so a typo fails in a second with exit code 2 an
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -22,19 +23,19 @@ from probe.study import Study, load_study
 __all__ = ["STAGES", "check_study", "run_study"]
 
 
-def _stage_functions() -> dict[str, Callable[[RunContext], None]]:
-    # Imported lazily: `probe list` and study validation should not pay for importing every stage.
-    from probe.embeddings.stage import run_embeddings
-    from probe.landscape.stage import run_landscape
-    from probe.probes.stage import run_probes
-    from probe.training.stage import run_training
+# Stage name -> (module, function). Imported only when a study runs that stage: validation and
+# `probe list` should not pay for importing every stage.
+_STAGE_FUNCTIONS = {
+    "train": ("probe.training.stage", "run_training"),
+    "probe": ("probe.probes.stage", "run_probes"),
+    "embeddings": ("probe.embeddings.stage", "run_embeddings"),
+    "landscape": ("probe.landscape.stage", "run_landscape"),
+}
 
-    return {
-        "train": run_training,
-        "probe": run_probes,
-        "embeddings": run_embeddings,
-        "landscape": run_landscape,
-    }
+
+def _stage_function(name: str) -> Callable[[RunContext], None]:
+    module, function = _STAGE_FUNCTIONS[name]
+    return getattr(importlib.import_module(module), function)
 
 
 STAGES = ("train", "probe", "embeddings", "landscape")
@@ -86,11 +87,10 @@ def run_study(
     ctx.start()
     console.print(f"run folder: [bold]{run_dir}[/bold]  device: {device}")
     seed_everything(study.seed)
-    stages = _stage_functions()
     try:
         for name in study.stages:
             with ctx.stage(name):
-                stages[name](ctx)
+                _stage_function(name)(ctx)
     except KeyboardInterrupt:
         ctx.finish("interrupted")
         raise

@@ -1,0 +1,282 @@
+"""Fine-tuning on sentence classification (SST-2) and token classification (POS, NER).
+
+The model is any model spec (:mod:`probe.models`), including ``scratch:`` and ``trained:<job>``,
+loaded as ``AutoModelForSequenceClassification`` or ``AutoModelForTokenClassification``; the new
+head is seeded by the job seed. Token tasks come from :func:`probe.data.load_task`: a word task
+(``upos``, ``xpos``) labels every word, a span task (``ner_*``) becomes BIO tags. Only the first
+piece of each word carries a label (the usual choice; the other pieces get -100).
+
+Metrics count every gold word or entity of the split, so a word cut off by ``max_length`` is an
+error, not a silently dropped example: POS accuracy over words, NER micro-F1 over exact entity
+spans (decoded from the predicted BIO tags with the same rule as the data reader), SST-2 accuracy
+over sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+from torch import nn
+from torch.nn import functional as F  # noqa: N812 (the PyTorch convention)
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+from probe.capture import hook_points
+from probe.data import dataset_file, iob2_spans, load_task, read_sst2
+from probe.errors import StudyError
+from probe.models import load_model, load_tokenizer, resolve_model
+from probe.training.checkpoint import quiet_progress
+from probe.training.config import FinetuneJob
+from probe.training.masking import IGNORE_INDEX
+
+__all__ = ["FinetuneObjective", "build_finetune", "freeze_lowest_layers"]
+
+_EVAL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Encoded examples of one split.
+
+    ``features`` are tokenizer outputs (``input_ids`` ...); ``labels`` per example: an int for a
+    sentence task, a list (one per piece, -100 off first pieces) for a token task. ``gold`` holds,
+    per example, the label of every word (token tasks), and ``first_piece`` the piece position of
+    each word's first piece or -1 when the word was cut off.
+    """
+
+    features: list[dict[str, list[int]]]
+    labels: list[Any]
+    gold: list[np.ndarray]
+    first_piece: list[np.ndarray]
+
+
+def freeze_lowest_layers(model: nn.Module, k: int) -> list[str]:
+    """Freeze layers ``0..k-1`` (layer 0 = embeddings); returns the frozen hook names.
+
+    Raises
+    ------
+    StudyError
+        ``k`` exceeds the number of layers ``L + 1``.
+    """
+    points = list(hook_points(model).items())  # embed, layers.1.output, ..., in order
+    if k > len(points):
+        raise StudyError(f"freeze_layers: {k} exceeds the model's {len(points)} layers "
+                         f"(embeddings + {len(points) - 1} encoder layers)")
+    for _name, module in points[:k]:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+    return [name for name, _ in points[:k]]
+
+
+def _bio_tags(
+    n_words: int, rows: np.ndarray, labels: np.ndarray, names: Sequence[str]
+) -> list[str]:
+    tags = ["O"] * n_words
+    for (start, end), label in zip(rows, labels, strict=True):
+        tags[start] = f"B-{names[label]}"
+        for i in range(start + 1, end):
+            tags[i] = f"I-{names[label]}"
+    return tags
+
+
+class FinetuneObjective:
+    """What the training loop needs for one fine-tuning job (see :mod:`probe.training.loop`)."""
+
+    greater_is_better = True
+
+    def __init__(self, job: FinetuneJob, *, seed: int, run_dir: Any = None):
+        self.job = job
+        self.task = job.task
+        self.seed = seed
+        source = resolve_model(job.model, run_dir=run_dir)
+        self.tokenizer = load_tokenizer(source)
+        self.sentence_task = job.task == "sst2"
+        self.main_metric = "f1" if job.task.startswith("ner") else "accuracy"
+        self.splits: dict[str, _Split] = {}
+        if self.sentence_task:
+            self.label_names = ["negative", "positive"]
+            for split in ("train", "dev"):
+                examples = read_sst2(dataset_file("sst2_glue", split))
+                examples = examples[: job.limit.get(split) or len(examples)]
+                self.splits[split] = self._encode_sentences(
+                    [e.sentence for e in examples], [int(e.label) for e in examples], split)
+            model_class = AutoModelForSequenceClassification
+        else:
+            data = load_task(job.task, limit=dict(job.limit), seed=seed)
+            if data.kind == "span":
+                self.label_names = ["O", *(f"{p}-{t}" for t in data.label_names for p in "BI")]
+            else:
+                self.label_names = list(data.label_names)
+            index = {name: i for i, name in enumerate(self.label_names)}
+            for split in ("train", "dev", "test") if job.test else ("train", "dev"):
+                part = data.splits[split]
+                words = part.sentences
+                per_sentence = [[] for _ in words]
+                for row, label in zip(part.targets.tolist(), part.labels.tolist(), strict=True):
+                    per_sentence[row[0]].append((row[1], row[2], label))
+                gold = []
+                for sent, items in zip(words, per_sentence, strict=True):
+                    if data.kind == "span":
+                        spans = np.asarray([(s, e) for s, e, _ in items]).reshape(-1, 2)
+                        tags = _bio_tags(len(sent), spans, np.asarray([x for *_, x in items]),
+                                         data.label_names)
+                        gold.append(np.asarray([index[t] for t in tags]))
+                    else:
+                        g = np.full(len(sent), IGNORE_INDEX)
+                        for s, _e, label in items:
+                            g[s] = label
+                        gold.append(g)
+                self.splits[split] = self._encode_words(words, gold, split)
+            model_class = AutoModelForTokenClassification
+        self.n_examples = len(self.splits["train"].features)
+        self.lengths = np.asarray([len(f["input_ids"]) for f in self.splits["train"].features])
+        if self.n_examples == 0:
+            raise StudyError(f"job {job.name!r}: no training examples (check limit)")
+        label_kwargs = {
+            "num_labels": len(self.label_names),
+            "id2label": dict(enumerate(self.label_names)),
+            "label2id": {n: i for i, n in enumerate(self.label_names)},
+        }
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
+        try:
+            with torch.random.fork_rng(devices=[]), quiet_progress():
+                torch.manual_seed(seed)  # the new head's initial weights
+                self.model = load_model(source, model_class, seed=seed, **label_kwargs)
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+        self.frozen = freeze_lowest_layers(self.model, job.freeze_layers)
+        self.module: nn.Module = self.model
+        prefix = self.model.base_model_prefix
+        self.head_prefixes = tuple(
+            name.split(".")[0] + "." for name, _ in self.model.named_parameters()
+            if not name.startswith(prefix + ".")
+        )
+        self.find_unused_parameters = False
+        self.final_splits = ("test",) if job.test else ()
+
+    # ------------------------------------------------------------------ encoding
+
+    def _max_length(self, split: str) -> int:
+        if split == "train":
+            return self.job.max_length
+        # Evaluation sees whole sentences as far as the model allows.
+        return min(512, int(getattr(self.tokenizer, "model_max_length", 512) or 512))
+
+    def _encode_sentences(self, sentences: list[str], labels: list[int], split: str) -> _Split:
+        enc = self.tokenizer(sentences, truncation=True, max_length=self._max_length(split))
+        features = [{k: enc[k][i] for k in enc} for i in range(len(sentences))]
+        gold = [np.asarray([y]) for y in labels]
+        return _Split(features, list(labels), gold, [np.zeros(1, dtype=np.int64)] * len(labels))
+
+    def _encode_words(self, sentences: Sequence[Sequence[str]], gold: list[np.ndarray],
+                      split: str) -> _Split:
+        enc = self.tokenizer([list(s) for s in sentences], is_split_into_words=True,
+                             truncation=True, max_length=self._max_length(split))
+        features, labels, firsts = [], [], []
+        for i, sent in enumerate(sentences):
+            word_ids = enc.word_ids(i)
+            first = np.full(len(sent), -1, dtype=np.int64)
+            piece_labels = [IGNORE_INDEX] * len(word_ids)
+            for pos, w in enumerate(word_ids):
+                if w is not None and first[w] < 0:
+                    first[w] = pos
+                    piece_labels[pos] = int(gold[i][w])
+            features.append({k: enc[k][i] for k in enc})
+            labels.append(piece_labels)
+            firsts.append(first)
+        return _Split(features, labels, gold, firsts)
+
+    def _collate(self, split: _Split, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer.pad([split.features[i] for i in indices], return_tensors="pt")
+        if self.sentence_task:
+            batch["labels"] = torch.tensor([split.labels[i] for i in indices])
+        else:
+            width = batch["input_ids"].shape[1]
+            labels = torch.full((len(indices), width), IGNORE_INDEX, dtype=torch.long)
+            for row, i in enumerate(indices):
+                labels[row, : len(split.labels[i])] = torch.tensor(split.labels[i])
+            batch["labels"] = labels
+        return dict(batch)
+
+    # ------------------------------------------------------------------ loop interface
+
+    def batch(self, examples: Sequence[tuple[int, int]], generator: torch.Generator) -> dict:
+        """Padded inputs and labels of training examples ``(epoch, index)``."""
+        return self._collate(self.splits["train"], [i for _, i in examples])
+
+    def n_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return batch["attention_mask"].sum()
+
+    def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"loss": module(**batch).loss}
+
+    @torch.no_grad()
+    def evaluate(
+        self, module: nn.Module, device: torch.device, split: str = "dev"
+    ) -> dict[str, float]:
+        """Loss (per label) and accuracy or entity F1 on ``split``."""
+        data = self.splits[split]
+        module.eval()
+        order = np.argsort([len(f["input_ids"]) for f in data.features], kind="stable")
+        loss_sum = torch.zeros((), device=device)
+        n_labels = torch.zeros((), device=device)
+        predictions: list[np.ndarray | None] = [None] * len(order)
+        for k in range(0, len(order), _EVAL_BATCH):
+            idx = order[k : k + _EVAL_BATCH].tolist()
+            batch = {key: v.to(device) for key, v in self._collate(data, idx).items()}
+            labels = batch.pop("labels")
+            logits = module(**batch).logits.float()
+            loss_sum += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                        ignore_index=IGNORE_INDEX, reduction="sum")
+            n_labels += (labels != IGNORE_INDEX).sum()
+            pred = logits.argmax(-1).cpu().numpy()
+            for row, i in enumerate(idx):
+                predictions[i] = pred[row]
+        module.train()
+        result = {"loss": (loss_sum / n_labels.clamp(min=1)).item()}
+        result[self.main_metric] = self._score(data, predictions)
+        return result
+
+    def _score(self, data: _Split, predictions: list[Any]) -> float:
+        if self.sentence_task:
+            pred = np.asarray([int(p) for p in predictions])
+            return float((pred == np.asarray(data.labels)).mean())
+        correct = total = 0
+        tp = n_pred = n_gold = 0
+        for gold, first, pred in zip(data.gold, data.first_piece, predictions, strict=True):
+            # words cut off by max_length (first == -1) get no prediction: -1 matches no label
+            word_pred = np.where(first >= 0, pred[np.maximum(first, 0)], -1)
+            if self.main_metric == "accuracy":
+                has = gold != IGNORE_INDEX
+                correct += int((word_pred[has] == gold[has]).sum())
+                total += int(has.sum())
+            else:
+                names = self.label_names
+                g = set(iob2_spans([names[t] for t in gold]))
+                p = set(iob2_spans([names[t] if t >= 0 else "O" for t in word_pred]))
+                tp += len(g & p)
+                n_pred += len(p)
+                n_gold += len(g)
+        if self.main_metric == "accuracy":
+            return correct / max(total, 1)
+        return 2 * tp / max(n_pred + n_gold, 1)
+
+    def baseline_rows(self) -> list[dict[str, Any]]:
+        """The majority-label baseline on dev (accuracy tasks only)."""
+        if self.main_metric != "accuracy":
+            return []
+        train = np.concatenate([g[g != IGNORE_INDEX] for g in self.splits["train"].gold])
+        dev = np.concatenate([g[g != IGNORE_INDEX] for g in self.splits["dev"].gold])
+        majority = np.bincount(train).argmax()
+        accuracy = float((dev == majority).mean())
+        return [{"split": "dev", "metric": "majority_accuracy", "value": accuracy}]
+
+
+def build_finetune(job: FinetuneJob, *, seed: int, run_dir: Any = None) -> FinetuneObjective:
+    """Load data, tokenizer and model (with a seeded new head) for a fine-tuning job."""
+    return FinetuneObjective(job, seed=seed, run_dir=run_dir)

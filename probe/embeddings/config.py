@@ -10,7 +10,7 @@ Example (every key optional; these are the defaults)::
       whitening: [raw, center, whiten, whiten-256, whiten-128]
       fit_on: [target]                     # or stsb:train, sickr:train, sst2:train, wikitext2:dev
       isotropy_top_k: [1, 10]
-      isotropy_splits: [test]
+      isotropy_splits: [test]              # a subset of splits
       batch_tokens: 8192
       max_length: null                     # model limit
       limit: null                          # pairs per split (quick runs)
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from probe._schema import StrictModel
 
@@ -96,6 +96,15 @@ class EmbeddingsSection(StrictModel):
     max_length: Annotated[int, Field(gt=2)] | None = None
     limit: Annotated[int, Field(gt=1)] | None = None
     fit_limit: Annotated[int, Field(gt=1)] | None = 20000
+
+    @model_validator(mode="after")
+    def _isotropy_splits_are_scored(self) -> EmbeddingsSection:
+        unscored = [s for s in self.isotropy_splits if s not in self.splits]
+        if unscored:
+            raise ValueError(
+                f"isotropy_splits {unscored} are not in splits {self.splits}; add them to splits"
+            )
+        return self
 
     def check(self, study: Study) -> None:
         """Before any model loads: layers and ``whiten-k`` fit every model, data files exist."""

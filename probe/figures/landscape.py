@@ -1,0 +1,416 @@
+"""Figures of the landscape stage, built from its result tables only.
+
+- :func:`curves_figure`: loss/accuracy of each checkpoint against the training step;
+- :func:`line_figure`: loss/accuracy along ``theta_0 + a (theta_1 - theta_0)``, all runs on one
+  plot (colour = run, dash = split);
+- :func:`contour_figure`: 2-D loss maps, one column per run and one row per split, on one shared
+  (log) colour scale and shared contour levels, with the training path drawn on PCA planes and
+  the sharpness numbers in the panel titles;
+- :func:`surface_figure`: the same surfaces in 3-D, side by side on shared z and colour scales;
+- :func:`sharpness_figure`: the sharpness table as grouped bars.
+
+Loss is shown on a log scale: a from-scratch run's loss far from its minimum is orders of
+magnitude above a pretrained one's, and a linear scale would flatten one of them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from probe.figures.style import apply_style, color_for
+
+__all__ = [
+    "contour_figure",
+    "curves_figure",
+    "landscape_figures",
+    "line_figure",
+    "sharpness_figure",
+    "surface_figure",
+]
+
+_DASH = {"train": "solid", "dev": "dash", "test": "dot"}
+_PLANE_AXES = {
+    "random": ("filter-normalised direction 1", "filter-normalised direction 2"),
+    "pca": ("PC 1", "PC 2"),
+}
+_LEVELS = 20
+
+
+def _models(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table["model"].astype(str)))
+
+
+def _splits(table: pd.DataFrame) -> list[str]:
+    order = {"train": 0, "dev": 1, "test": 2}
+    return sorted(dict.fromkeys(table["split"].dropna().astype(str)), key=lambda s: order.get(s, 9))
+
+
+def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Colour-bar ticks at 1-2-5 steps of the loss, placed on the log10 scale."""
+    values = []
+    for exponent in range(math.floor(low) - 1, math.ceil(high) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10.0**exponent
+            if low <= math.log10(value) <= high:
+                values.append(value)
+    return [math.log10(v) for v in values], [f"{v:g}" for v in values]
+
+
+def _sharpness_label(sharpness: pd.DataFrame | None, model: str, split: str) -> str:
+    if sharpness is None or sharpness.empty:
+        return ""
+    mine = sharpness[
+        (sharpness["model"].astype(str) == model) & (sharpness["split"].astype("string") == split)
+    ]
+    parts = []
+    eig = mine[mine["metric"] == "hessian_top_eigenvalue"]
+    if not eig.empty:
+        parts.append(f"λmax {eig['value'].iloc[0]:.3g}")
+    rise = mine[mine["metric"] == "loss_increase_mean"]
+    if not rise.empty and "radius" in rise:
+        top = rise.loc[rise["radius"].astype(float).idxmax()]
+        parts.append(f"ΔL(r={float(top['radius']):g}) {top['value']:.3g}")
+    return " · ".join(parts)
+
+
+def curves_figure(trajectory: pd.DataFrame, *, style: str = "screen") -> go.Figure:
+    """Loss (log scale) and accuracy of every saved checkpoint against the training step."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    steps = trajectory.dropna(subset=["step"])
+    for i, model in enumerate(_models(trajectory)):
+        for split in _splits(trajectory):
+            for col, metric in enumerate(("loss", "accuracy"), start=1):
+                part = steps[
+                    (steps["model"].astype(str) == model)
+                    & (steps["split"] == split)
+                    & (steps["metric"] == metric)
+                ].sort_values("step")
+                fig.add_trace(
+                    go.Scatter(
+                        x=part["step"],
+                        y=part["value"],
+                        mode="lines+markers",
+                        name=f"{model} {split}",
+                        legendgroup=f"{model} {split}",
+                        showlegend=col == 1,
+                        line={"color": color_for(i), "dash": _DASH.get(split, "solid")},
+                    ),
+                    row=1,
+                    col=col,
+                )
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_layout(
+        title="Loss and accuracy on the fixed batches at each checkpoint",
+        legend={"orientation": "h", "y": -0.22, "x": 0},
+    )
+    apply_style(fig, style=style, column="double")  # type: ignore[arg-type]
+    fig.update_layout(margin={"t": 80, "b": 110})
+    return fig
+
+
+def line_figure(
+    line: pd.DataFrame, sharpness: pd.DataFrame | None = None, *, style: str = "screen"
+) -> go.Figure:
+    """Loss (log scale) and accuracy along the line from the initial to the final weights.
+
+    The train-split sharpness of each run goes in the subtitle.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    labels = []
+    for i, model in enumerate(_models(line)):
+        label = _sharpness_label(sharpness, model, "train")
+        if label:
+            labels.append(f"{model}: {label}")
+        for split in _splits(line):
+            for col, metric in enumerate(("loss", "accuracy"), start=1):
+                part = line[
+                    (line["model"].astype(str) == model)
+                    & (line["split"] == split)
+                    & (line["metric"] == metric)
+                ].sort_values("alpha")
+                fig.add_trace(
+                    go.Scatter(
+                        x=part["alpha"],
+                        y=part["value"],
+                        mode="lines+markers",
+                        name=f"{model} {split}",
+                        legendgroup=f"{model} {split}",
+                        showlegend=col == 1,
+                        line={"color": color_for(i), "dash": _DASH.get(split, "solid")},
+                    ),
+                    row=1,
+                    col=col,
+                )
+    for col in (1, 2):
+        for alpha, text in ((0.0, "θ₀"), (1.0, "θ₁")):
+            fig.add_vline(
+                x=alpha,
+                line={"color": "#888888", "width": 1, "dash": "dot"},
+                annotation_text=text,
+                annotation_position="bottom right",
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="α   (θ = θ₀ + α (θ₁ − θ₀))")
+    fig.update_yaxes(type="log", row=1, col=1)
+    title = "1-D interpolation from the initial (θ₀) to the fine-tuned (θ₁) weights"
+    if labels:
+        title += "<br><sup>train sharpness · " + " · ".join(labels) + "</sup>"
+    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.25, "x": 0})
+    apply_style(fig, style=style, column="double")  # type: ignore[arg-type]
+    fig.update_layout(margin={"t": 100, "b": 120})
+    return fig
+
+
+def _grid(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xs, ys, z)`` with ``z[j, i]`` the value at ``(xs[i], ys[j])`` (plotly's layout)."""
+    pivot = part.pivot_table(index="y", columns="x", values="value", aggfunc="first")
+    return pivot.columns.to_numpy(float), pivot.index.to_numpy(float), pivot.to_numpy(float)
+
+
+def _log_range(values: pd.Series) -> tuple[float, float]:
+    positive = values[values > 0]
+    if positive.empty:
+        return 0.0, 1.0
+    low, high = math.log10(positive.min()), math.log10(positive.max())
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def contour_figure(
+    plane: pd.DataFrame,
+    kind: str = "random",
+    *,
+    trajectory: pd.DataFrame | None = None,
+    sharpness: pd.DataFrame | None = None,
+    style: str = "screen",
+) -> go.Figure:
+    """2-D loss contours (rows: splits, columns: runs) on one shared log colour scale.
+
+    ``trajectory`` (the ``landscape_trajectory`` table, with ``x``/``y``) is drawn on PCA planes.
+    """
+    part = plane[(plane["plane"] == kind) & (plane["metric"] == "loss")]
+    models, splits = _models(part), _splits(part)
+    titles = []
+    for split in splits:
+        for model in models:
+            label = _sharpness_label(sharpness, model, split)
+            titles.append(f"{model} · {split}" + (f"<br><sup>{label}</sup>" if label else ""))
+    fig = make_subplots(
+        rows=len(splits),
+        cols=len(models),
+        subplot_titles=titles,
+        horizontal_spacing=0.08,
+        vertical_spacing=0.14,
+    )
+    low, high = _log_range(part["value"])
+    size = (high - low) / _LEVELS
+    for r, split in enumerate(splits, start=1):
+        for c, model in enumerate(models, start=1):
+            cell = part[(part["model"].astype(str) == model) & (part["split"] == split)]
+            if cell.empty:
+                continue
+            xs, ys, z = _grid(cell)
+            fig.add_trace(
+                go.Contour(
+                    x=xs,
+                    y=ys,
+                    z=np.log10(np.clip(z, 1e-12, None)),
+                    coloraxis="coloraxis",
+                    autocontour=False,
+                    contours={
+                        "start": low,
+                        "end": high,
+                        "size": size,
+                        "coloring": "heatmap",
+                        "showlines": True,
+                    },
+                    line={"width": 0.5, "color": "rgba(255,255,255,0.6)"},
+                    customdata=z,
+                    hovertemplate="x %{x:.3g}<br>y %{y:.3g}<br>loss %{customdata:.4g}"
+                    "<extra></extra>",
+                    name=f"{model} {split}",
+                ),
+                row=r,
+                col=c,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[0],
+                    y=[0],
+                    mode="markers",
+                    showlegend=False,
+                    marker={
+                        "symbol": "star",
+                        "size": 11,
+                        "color": "white",
+                        "line": {"color": "black", "width": 1},
+                    },
+                    hovertext="trained model",
+                    hoverinfo="text",
+                ),
+                row=r,
+                col=c,
+            )
+            if kind == "pca" and trajectory is not None and "x" in trajectory:
+                path = trajectory[
+                    (trajectory["model"].astype(str) == model)
+                    & (trajectory["split"] == split)
+                    & (trajectory["metric"] == "loss")
+                ].dropna(subset=["x", "y"])
+                path = path.sort_values("step", na_position="last")
+                fig.add_trace(
+                    go.Scatter(
+                        x=path["x"],
+                        y=path["y"],
+                        mode="lines+markers",
+                        showlegend=False,
+                        line={"color": "white", "width": 2},
+                        marker={
+                            "size": 5,
+                            "color": "white",
+                            "line": {"color": "black", "width": 1},
+                        },
+                        text=path["checkpoint"],
+                        hovertemplate="%{text}<extra></extra>",
+                    ),
+                    row=r,
+                    col=c,
+                )
+    ticks, text = _log_ticks(low, high)
+    fig.update_layout(
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": low,
+            "cmax": high,
+            "colorbar": {"title": {"text": "loss"}, "tickvals": ticks, "ticktext": text},
+        }
+    )
+    x_title, y_title = _PLANE_AXES.get(kind, ("x", "y"))
+    if kind == "pca" and "pc1_variance" in part:
+        x_title += f" ({part['pc1_variance'].iloc[0]:.0%} of variance)"
+        y_title += f" ({part['pc2_variance'].iloc[0]:.0%})"
+    fig.update_xaxes(title_text=x_title, row=len(splits))
+    fig.update_yaxes(title_text=y_title, col=1)
+    what = "random filter-normalised plane" if kind == "random" else "PCA plane of the trajectory"
+    fig.update_layout(title=f"Loss around the fine-tuned weights: {what}")
+    apply_style(fig, style=style, column="double", height=360 * len(splits) + 120)  # type: ignore[arg-type]
+    fig.update_layout(margin={"t": 120})
+    return fig
+
+
+def surface_figure(
+    plane: pd.DataFrame, kind: str = "random", *, split: str = "train", style: str = "screen"
+) -> go.Figure:
+    """3-D loss surfaces of one split, side by side on shared (log) z and colour scales."""
+    part = plane[(plane["plane"] == kind) & (plane["metric"] == "loss") & (plane["split"] == split)]
+    models = _models(part)
+    fig = make_subplots(
+        rows=1,
+        cols=max(len(models), 1),
+        subplot_titles=models,
+        specs=[[{"type": "scene"}] * max(len(models), 1)],
+    )
+    low, high = _log_range(part["value"])
+    for c, model in enumerate(models, start=1):
+        xs, ys, z = _grid(part[part["model"].astype(str) == model])
+        fig.add_trace(
+            go.Surface(
+                x=xs,
+                y=ys,
+                z=z,
+                surfacecolor=np.log10(np.clip(z, 1e-12, None)),
+                coloraxis="coloraxis",
+                name=model,
+            ),
+            row=1,
+            col=c,
+        )
+    ticks, text = _log_ticks(low, high)
+    fig.update_layout(
+        coloraxis={
+            "colorscale": "Viridis",
+            "cmin": low,
+            "cmax": high,
+            "colorbar": {"title": {"text": "loss"}, "tickvals": ticks, "ticktext": text},
+        }
+    )
+    x_title, y_title = _PLANE_AXES.get(kind, ("x", "y"))
+    pad = 0.05 * (high - low)
+    fig.update_scenes(
+        zaxis={"type": "log", "range": [low - pad, high + pad], "title": {"text": "loss"}},
+        xaxis={"title": {"text": "x"}},
+        yaxis={"title": {"text": "y"}},
+        aspectmode="cube",
+        camera={"eye": {"x": 1.9, "y": -1.9, "z": 1.2}},
+    )
+    fig.update_layout(
+        title=f"{split} loss surface, {kind} plane<br><sup>x: {x_title}; y: {y_title}; "
+        "shared z and colour scales</sup>"
+    )
+    apply_style(fig, style=style, column="double", height=520)  # type: ignore[arg-type]
+    fig.update_layout(margin={"t": 100, "l": 10, "r": 10, "b": 10})
+    return fig
+
+
+def sharpness_figure(sharpness: pd.DataFrame, *, style: str = "screen") -> go.Figure:
+    """Top Hessian eigenvalue and mean loss rise per radius, one bar per run and split."""
+    panels: list[tuple[str, pd.DataFrame]] = []
+    eig = sharpness[sharpness["metric"] == "hessian_top_eigenvalue"]
+    if not eig.empty:
+        panels.append(("top Hessian eigenvalue", eig))
+    rise = sharpness[sharpness["metric"] == "loss_increase_mean"]
+    if not rise.empty:
+        for radius in sorted(rise["radius"].astype(float).unique()):
+            panels.append(
+                (f"mean loss rise, r = {radius:g}", rise[rise["radius"].astype(float) == radius])
+            )
+    fig = make_subplots(
+        rows=1, cols=max(len(panels), 1), subplot_titles=[t for t, _ in panels] or [""]
+    )
+    for c, (_, part) in enumerate(panels, start=1):
+        for k, split in enumerate(_splits(part)):
+            cell = part[part["split"] == split]
+            fig.add_trace(
+                go.Bar(
+                    x=cell["model"].astype(str),
+                    y=cell["value"],
+                    name=split,
+                    legendgroup=split,
+                    showlegend=c == 1,
+                    marker_color=color_for(k),
+                ),
+                row=1,
+                col=c,
+            )
+    fig.update_layout(barmode="group", title="Sharpness of the fine-tuned optimum")
+    return apply_style(fig, style=style, column="double")  # type: ignore[arg-type]
+
+
+def landscape_figures(
+    *,
+    trajectory: pd.DataFrame,
+    line: pd.DataFrame | None = None,
+    plane: pd.DataFrame | None = None,
+    sharpness: pd.DataFrame | None = None,
+    style: str = "screen",
+) -> dict[str, go.Figure]:
+    """Every landscape figure the tables allow, by file name."""
+    figures = {"landscape_curves": curves_figure(trajectory, style=style)}
+    if line is not None and not line.empty:
+        figures["landscape_1d"] = line_figure(line, sharpness, style=style)
+    if plane is not None and not plane.empty:
+        for kind in dict.fromkeys(plane["plane"].astype(str)):
+            figures[f"landscape_2d_{kind}"] = contour_figure(
+                plane, kind, trajectory=trajectory, sharpness=sharpness, style=style
+            )
+            split = "train" if (plane["split"] == "train").any() else _splits(plane)[0]
+            figures[f"landscape_3d_{kind}"] = surface_figure(plane, kind, split=split, style=style)
+    if sharpness is not None and not sharpness.empty:
+        figures["landscape_sharpness"] = sharpness_figure(sharpness, style=style)
+    return figures

@@ -1,0 +1,67 @@
+"""The ``probe`` dashboard: browse run folders and their figures.
+
+    streamlit run dashboard/app.py                       # runs under ./runs
+    PROBE_RUNS_DIR=/data/runs streamlit run dashboard/app.py
+    http://localhost:8501/?runs_dir=/data/runs&run=pipeline/20260101-120000   # deep link
+
+The sidebar picks the runs directory and the runs to show (several runs are drawn on one chart,
+series labelled by run); each page reads the tables of one stage. The app only reads run folders.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# Streamlit runs this file as a script: make its sibling modules importable by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import shared
+
+st.set_page_config(page_title="probe runs", page_icon=":material/layers:", layout="wide")
+
+PAGES = [
+    st.Page("views/runs.py", title="Runs", icon=":material/folder_open:", default=True),
+    st.Page("views/probing.py", title="Probe curves", icon=":material/show_chart:"),
+    st.Page("views/summary.py", title="Cross-task summary", icon=":material/stacked_bar_chart:"),
+    st.Page("views/training.py", title="Training", icon=":material/trending_down:"),
+    st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+    st.Page("views/landscape.py", title="Landscape", icon=":material/terrain:"),
+    st.Page("views/details.py", title="Run details", icon=":material/info:"),
+]
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    runs_dir = st.text_input(
+        "Runs directory",
+        value=shared.default_runs_dir(),
+        key=shared.RUNS_DIR_KEY,
+        help="Folder of run folders (runs/<study>/<timestamp>/), or one run folder.",
+    )
+    runs = shared.runs_in(runs_dir) if Path(runs_dir).is_dir() else []
+    by_label = {run.label: run for run in runs}
+    # Keep the selection valid when the folder changes (a stale label would be an error).
+    chosen = [label for label in st.session_state.get(shared.SELECTED_KEY, []) if label in by_label]
+    if not chosen:
+        wanted = st.query_params.get_all("run")
+        chosen = [label for label in wanted if label in by_label]
+    if not chosen:
+        # Newest run that has something to show.
+        chosen = next(([run.label] for run in runs if run.tables and not run.error), [])
+    st.session_state[shared.SELECTED_KEY] = chosen
+    selected = st.multiselect(
+        "Runs to show",
+        options=list(by_label),
+        key=shared.SELECTED_KEY,
+        help="Two or more runs are drawn on one chart, each series labelled by its run.",
+    )
+    st.session_state["_selected_infos"] = [by_label[label] for label in selected]
+    st.session_state["_all_runs"] = runs
+    st.session_state["_runs_dir"] = runs_dir
+    if st.button("Reload", icon=":material/refresh:", help="Re-read run folders now"):
+        st.cache_data.clear()
+        st.rerun()
+
+page.run()

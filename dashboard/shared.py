@@ -1,0 +1,228 @@
+"""What every dashboard page shares: cached reads of run folders, messages, figure downloads.
+
+The dashboard only reads: listings and tables come from :mod:`probe.runs`, figures from the
+registry in :mod:`probe.export` (the same figures ``probe export`` writes) and the builders in
+:mod:`probe.figures`. Reads are cached with ``st.cache_data`` keyed on the file's path and
+modification time, so a stage that rewrites a table shows up on the next rerun and nothing else
+is read twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from probe.export import FIGURE_GROUPS, build_figures
+from probe.runs import (
+    STAGE_TABLES,
+    RunError,
+    RunInfo,
+    combine_runs,
+    list_runs,
+    mtime,
+    read_run_table,
+    run_signature,
+    table_path,
+)
+
+DEFAULT_RUNS_DIR = "runs"
+RUNS_DIR_KEY = "runs_dir"
+SELECTED_KEY = "selected_runs"
+_STAGE_OF_TABLE = {name: stage for stage, names in STAGE_TABLES.items() for name in names}
+_GROUPS = {group.key: group for group in FIGURE_GROUPS}
+_MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
+         "html": "text/html", "csv": "text/csv"}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- cached reads
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _list_runs(runs_dir: str, signature: tuple[tuple[str, float], ...]) -> list[RunInfo]:
+    # `signature` is only the cache key: it changes when a manifest or results/ folder does.
+    del signature
+    return list_runs(runs_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _read_table(run_dir: str, name: str, modified: float) -> pd.DataFrame:
+    del modified  # cache key: a rewritten table has a new mtime
+    return read_run_table(run_dir, name)
+
+
+def runs_in(runs_dir: str | Path) -> list[RunInfo]:
+    """Every run folder under ``runs_dir`` (cached until a manifest or results folder changes)."""
+    return _list_runs(str(runs_dir), run_signature(runs_dir))
+
+
+def read_table(run: RunInfo, name: str) -> pd.DataFrame:
+    """Table ``name`` of ``run`` (cached on path + mtime); raises :class:`RunError`."""
+    return _read_table(str(run.path), name, mtime(table_path(run.path, name)))
+
+
+# --------------------------------------------------------------------------- session
+
+
+def default_runs_dir() -> str:
+    """``?runs_dir=`` in the URL, else ``$PROBE_RUNS_DIR``, else ``runs``."""
+    return st.query_params.get(RUNS_DIR_KEY) or os.environ.get("PROBE_RUNS_DIR") or DEFAULT_RUNS_DIR
+
+
+def selected_runs() -> list[RunInfo]:
+    """The runs chosen in the sidebar (set by ``app.py`` before a page runs)."""
+    return list(st.session_state.get("_selected_infos", []))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def gather(
+    runs: Sequence[RunInfo], names: Iterable[str], *, required: Iterable[str] = ()
+) -> dict[str, pd.DataFrame]:
+    """Tables ``names`` of every run, concatenated across runs (series labelled by run).
+
+    A run that lacks one of the ``required`` tables gets a message saying why (its stage did not
+    run, is still running, failed); an unreadable table gets an error message; neither stops the
+    page. Tables that no run has are left out of the result.
+    """
+    required = set(required)
+    labels = series_labels(runs)
+    per_table: dict[str, dict[str, pd.DataFrame]] = {}
+    for run in runs:
+        for name in names:
+            if name not in run.tables:
+                if name in required:
+                    stage = _STAGE_OF_TABLE.get(name, "?")
+                    st.info(f"**{run.label}** has no `{name}` table yet: {run.stage_note(stage)}.")
+                continue
+            try:
+                per_table.setdefault(name, {})[labels[run.label]] = read_table(run, name)
+            except RunError as exc:
+                st.error(f"**{run.label}**: {exc}")
+    return {name: combine_runs(frames) for name, frames in per_table.items() if frames}
+
+
+def series_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
+    """Short run labels for legends: the timestamp alone when all runs are of one study."""
+    parents = {Path(run.label).parent for run in runs}
+    names = [Path(run.label).name for run in runs]
+    if len(parents) == 1 and len(set(names)) == len(names):
+        return {run.label: Path(run.label).name for run in runs}
+    return {run.label: run.label for run in runs}
+
+
+def need_runs() -> list[RunInfo]:
+    """The selected runs, or a message and ``st.stop()`` when none is selected."""
+    runs = selected_runs()
+    if not runs:
+        st.info("Choose one or more runs in the sidebar (**Runs to show**).")
+        st.stop()
+    return runs
+
+
+def group_page(key: str, runs: Sequence[RunInfo]) -> dict[str, pd.DataFrame]:
+    """Page header and the tables of figure group ``key``; stops the page when there are none."""
+    group = _GROUPS[key]
+    tables = gather(runs, group.all_tables, required=group.tables)
+    if not all(name in tables for name in group.tables):
+        st.stop()  # gather() has said, run by run, why the table is missing or unreadable
+    return tables
+
+
+@st.cache_data(show_spinner="Drawing figures…", max_entries=32)
+def _build(key: str, tables: dict[str, pd.DataFrame], options: dict) -> dict[str, go.Figure]:
+    # Cached on the tables' content: widget changes elsewhere on a page do not redraw figures.
+    return build_figures(tables, "screen", groups=[key], **options)
+
+
+def figures_of(key: str, tables: dict[str, pd.DataFrame], **options: object) -> dict:
+    """The registry's figures of group ``key`` (screen style), or an error message."""
+    try:
+        return _build(key, tables, options)
+    except Exception as exc:  # a figure builder failing must not take the whole page down
+        st.error(f"Could not draw the {key} figures: {type(exc).__name__}: {exc}")
+        with st.expander("traceback"):
+            st.code(traceback.format_exc())
+        return {}
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+@functools.lru_cache(maxsize=64)
+def _static_image(figure_json: str, fmt: str) -> bytes:
+    """PNG/SVG bytes of a figure (kaleido + Chromium), cached on the figure's JSON."""
+    import plotly.io as pio
+
+    return pio.to_image(pio.from_json(figure_json), format=fmt, scale=2 if fmt == "png" else 1)
+
+
+def _deferred(figure: go.Figure, fmt: str) -> Callable[[], bytes | str]:
+    """Bytes of ``figure`` in ``fmt``, computed only when the button is clicked."""
+    if fmt == "html":
+        # Self-contained (plotly.js inlined) so the file opens offline.
+        return lambda: figure.to_html(include_plotlyjs=True, full_html=True)
+    figure_json = figure.to_json()
+
+    def render() -> bytes | str:
+        try:
+            return _static_image(figure_json, fmt)
+        except Exception as exc:  # no Chromium: say so in the file rather than crash a thread
+            return f"static export failed: {exc}. Install Chromium (apt-get install chromium)."
+
+    return render
+
+
+def show_figures(figures: dict[str, go.Figure], *, key: str, per_row: int = 1) -> None:
+    """Each figure with HTML/PNG/SVG download buttons (images rendered only on click).
+
+    ``per_row`` > 1 lays small figures (heat maps) side by side.
+    """
+    items = list(figures.items())
+    for start in range(0, len(items), per_row):
+        cells = st.columns(per_row) if per_row > 1 else [st.container()]
+        for cell, (name, figure) in zip(cells, items[start : start + per_row], strict=False):
+            with cell:
+                _show_figure(name, figure, key, wide=per_row == 1)
+
+
+def _show_figure(name: str, figure: go.Figure, key: str, *, wide: bool) -> None:
+    st.plotly_chart(figure, theme=None, key=f"{key}-{name}", width="stretch")
+    columns = st.columns([1, 1, 1, 6] if wide else [1, 1, 1, 1])
+    for column, fmt in zip(columns, ("html", "png", "svg"), strict=False):
+        column.download_button(
+            fmt.upper(),
+            data=_deferred(figure, fmt),
+            file_name=f"{name}.{fmt}",
+            mime=_MIME[fmt],
+            key=f"{key}-{name}-{fmt}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+
+
+def table_download(frame: pd.DataFrame, name: str, *, key: str, label: str | None = None) -> None:
+    """A CSV download button for ``frame`` (written only on click)."""
+    st.download_button(
+        label or f"{name}.csv",
+        data=lambda: frame.to_csv(index=False),
+        file_name=f"{name}.csv",
+        mime=_MIME["csv"],
+        key=f"{key}-csv",
+        on_click="ignore",
+        icon=":material/table:",
+    )
+
+
+def options_of(frame: pd.DataFrame, column: str) -> list[str]:
+    """Distinct non-missing values of ``column`` in first-seen order."""
+    if column not in frame:
+        return []
+    return [str(v) for v in dict.fromkeys(frame[column].dropna().tolist())]

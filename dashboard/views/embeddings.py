@@ -1,0 +1,38 @@
+"""Sentence embeddings: STS correlation per pooling x whitening, per layer, and isotropy."""
+
+from __future__ import annotations
+
+import shared
+import streamlit as st
+
+st.title("Sentence embeddings and whitening")
+runs = shared.need_runs()
+tables = shared.group_page("embeddings", runs)
+table = tables["embeddings"]
+st.caption(
+    "Spearman x 100 of the cosine similarity of sentence vectors against gold STS scores, "
+    "for each pooling, raw and whitened (Su et al. 2021); isotropy of the vectors before and after."
+)
+shared.show_figures(shared.figures_of("embeddings", tables), key="embeddings")
+
+st.subheader("Table")
+scores = table[table["metric"].isin(["spearman", "pearson"])]
+if not scores.empty:
+    columns = st.columns(3)
+    task = columns[0].selectbox("Task", shared.options_of(scores, "task"), key="emb_task")
+    splits = shared.options_of(scores[scores["task"] == task], "split")
+    split = columns[1].selectbox("Split", splits, index=splits.index("test") if "test" in splits
+                                 else 0, key="emb_split")
+    metric = columns[2].selectbox("Metric", shared.options_of(scores, "metric"), key="emb_metric")
+    part = scores[(scores["task"] == task) & (scores["split"] == split)
+                  & (scores["metric"] == metric)]
+    fit_on = part["fit_on"].astype("string") if "fit_on" in part else None
+    variant = part["control"].astype("string")
+    if fit_on is not None and fit_on.dropna().nunique() > 1:
+        variant = variant.where(fit_on.isna(), variant + " (" + fit_on.fillna("") + ")")
+    pooling = part["pooling"] if "pooling" in part else part["probe"]
+    wide = part.assign(pooling=pooling, whitening=variant).pivot_table(
+        index=["pooling", "whitening"], columns="model", values="value", aggfunc="mean", sort=False
+    )
+    st.dataframe(wide.style.format("{:.2f}"))
+shared.table_download(table, "embeddings", key="embeddings")

@@ -63,3 +63,12 @@ def test_malformed_yaml_is_one_line_with_position(tmp_path: Path) -> None:
 def test_missing_study_file_says_what_to_pass(tmp_path: Path) -> None:
     with pytest.raises(StudyError, match="study file not found"):
         load_study(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
+def test_every_shipped_probe_study_finds_its_tasks_and_data(path: Path, data_dir: Path) -> None:
+    from probe.probes.stage import check_probe_section
+
+    study = load_study(path)
+    if study.probe is not None:
+        check_probe_section(study)  # raises on unknown tasks or missing dataset files

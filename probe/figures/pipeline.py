@@ -54,7 +54,7 @@ def pipeline_figure(
                 row=row,
                 col=1,
             )
-            top = 100 * max(deltas.max() if len(deltas) else 0, 0.5)
+            top = max(100 * deltas.max() if len(deltas) else 0.0, 0.5)
             for metric, symbol in (
                 ("center_of_gravity", "diamond"),
                 ("expected_layer", "diamond-open"),

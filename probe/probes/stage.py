@@ -29,7 +29,16 @@ from rich.table import Table
 
 from probe.cache import WordFeatures, sentences_digest
 from probe.capture import capture_words
-from probe.data import TASKS, TaskData, TaskSplit, dataset_file, file_sha256, load_task, word_types
+from probe.data import (
+    TASKS,
+    TaskData,
+    TaskSplit,
+    dataset_file,
+    dataset_info,
+    file_sha256,
+    load_task,
+    word_types,
+)
 from probe.errors import StudyError
 from probe.models import Encoder, load_encoder
 from probe.probes.baselines import MajorityClassBaseline
@@ -59,13 +68,10 @@ def check_probe_section(study: Study) -> None:
                 f"probe.tasks.{index}: unknown task {name!r}{hint}; available: {', '.join(TASKS)}"
             )
         dataset = TASKS[name].dataset
-        for split in _dataset_splits(name):
+        # Every file the dataset registers (UNER and SemEval ship no dev file; the task carves
+        # dev out of another split).
+        for split in dataset_info(dataset).splits:
             dataset_file(dataset, split)  # raises DataError naming PROBE_DATA_DIR
-
-
-def _dataset_splits(task: str) -> tuple[str, ...]:
-    # UNER EWT ships only dev and test; its training split is carved out of dev.
-    return ("dev", "test") if task == "ner_uner" else ("train", "dev", "test")
 
 
 @cache

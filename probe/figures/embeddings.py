@@ -22,6 +22,7 @@ from probe.figures.style import apply_style, color_for
 __all__ = ["embeddings_figures", "isotropy_bars", "layer_curves", "sts_bars"]
 
 Style = Literal["screen", "paper"]
+_HATCHES = ("", "/", ".", "x", "\\")
 _TASK_NAMES = {"stsb": "STS-B", "sickr": "SICK-R"}
 _METRIC_NAMES = {"spearman": "Spearman x 100", "pearson": "Pearson x 100",
                  "avg_cosine": "average cosine", "top1_variance_share": "top-1 PC variance share"}
@@ -49,11 +50,21 @@ def _metric_name(metric: str) -> str:
 def _bars(
     frame: pd.DataFrame, metrics: Sequence[str], title: str, style: Style
 ) -> go.Figure:
-    """Grouped bars: rows = metrics, columns = models, x = pooling, colour = variant."""
+    """Grouped bars: rows = metrics, columns = models, x = pooling, colour = whitening variant,
+    hatching = fit corpus (so that many variant x corpus pairs stay distinguishable)."""
     frame = frame.assign(variant=_variant_labels(frame))
     models = _in_order(frame["model"])
     variants = _in_order(frame["variant"])
     poolings = _in_order(frame["pooling"])
+    controls = _in_order(frame["control"])
+    corpora = _in_order(frame["fit_on"])
+    first = frame.drop_duplicates("variant").set_index("variant")
+    looks = {
+        v: (color_for(controls.index(first.at[v, "control"])),
+            "" if pd.isna(first.at[v, "fit_on"]) else _HATCHES[corpora.index(first.at[v, "fit_on"])
+                                                                % len(_HATCHES)])
+        for v in variants
+    }
     fig = make_subplots(
         rows=len(metrics), cols=len(models), shared_yaxes="rows", shared_xaxes=True,
         column_titles=models, horizontal_spacing=0.02, vertical_spacing=0.08,
@@ -61,12 +72,14 @@ def _bars(
     for r, metric in enumerate(metrics, start=1):
         for c, model in enumerate(models, start=1):
             panel = frame[(frame["model"] == model) & (frame["metric"] == metric)]
-            for i, variant in enumerate(variants):
+            for variant in variants:
                 values = panel[panel["variant"] == variant].set_index("pooling")["value"]
+                color, hatch = looks[variant]
                 fig.add_trace(
                     go.Bar(
                         x=poolings, y=[values.get(p) for p in poolings], name=variant,
-                        marker_color=color_for(i), legendgroup=variant,
+                        marker={"color": color, "pattern": {"shape": hatch}},
+                        legendgroup=variant,
                         showlegend=r == 1 and c == 1,
                         hovertemplate=f"{model}<br>%{{x}}, {variant}<br>{metric} %{{y:.3f}}"
                                       "<extra></extra>",

@@ -185,9 +185,8 @@ def _analyse_job(
     ignore: Ignore = None if section.ignore == "none" else "biasbn"
     checkpoints = job_checkpoints(source_run, job)
     final = checkpoints[-1]
-    tokenizer = load_tokenizer(
-        _source(final.path, job, source_run)
-    )  # fails fast on a non-classifier
+    # _source fails fast on a job that trained no sentence classifier.
+    tokenizer = load_tokenizer(_source(final.path, job, source_run))
     autocast = autocast_dtype(device, ctx.study.precision)
     objectives: dict[str, Objective] = {
         split: sst2_objective(
@@ -406,6 +405,8 @@ def _analyse_job(
                     "value": eigen.value,
                     "iterations": eigen.iterations,
                     "converged": eigen.converged,
+                    # Largest-magnitude eigenvalue: negative means the point is no minimum.
+                    "dominant_eigenvalue": eigen.dominant,
                     "checkpoint": "final",
                     **common,
                 }

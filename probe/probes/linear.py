@@ -617,7 +617,7 @@ def fit_layerwise_logistic(
     lams = 1.0 / (grid * n) * (2.0 if k == 2 else 1.0)
     problem = _Problem(
         y=torch.from_numpy(remap[y]).to(dev),
-        y_dev=torch.from_numpy(y_dev).to(dev) if have_dev else None,
+        y_dev=torch.tensor(y_dev, device=dev) if have_dev else None,
         present=torch.from_numpy(present).to(dev),
         Q=torch.from_numpy(helmert(k).astype(np.float32)).to(dev),  # rows sum to 0
         lams=lams,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -42,26 +41,30 @@ def run(
 def list_runs(
     runs_dir: Annotated[Path, typer.Argument(help="Folder of run folders")] = Path("runs"),
 ) -> None:
-    """List run folders with their status and stages."""
-    table = Table("run", "status", "stages", "created")
-    manifests = sorted(runs_dir.glob("*/*/manifest.json"))
-    for path in manifests:
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            table.add_row(str(path.parent), "[red]unreadable manifest[/red]", "", "")
-            continue
-        stages = ", ".join(
-            f"{k}:{v.get('status', '?')}" for k, v in manifest.get("stages", {}).items()
-        )
-        table.add_row(
-            str(path.parent), manifest.get("status", "?"), stages, manifest.get("created", "")
-        )
-    if not manifests:
+    """List run folders with their study, models, status and stages (newest first)."""
+    from probe.runs import list_runs as read_runs
+
+    runs = read_runs(runs_dir)
+    if not runs:
         console.print(
             f"no runs under {runs_dir}/ yet; start one with `probe run studies/layerwise_pos.yaml`"
         )
         return
+    table = Table()
+    table.add_column("run", no_wrap=True)  # the path users copy into `probe export`
+    for column in ("models", "status", "stages done", "missing"):
+        table.add_column(column)
+    for info in runs:
+        status = f"[red]{info.status}: {info.error}[/red]" if info.error else info.status
+        table.add_row(
+            info.label,
+            ", ".join(info.compared),
+            status,
+            ", ".join(
+                f"{s} ({info.seconds[s]:.0f} s)" if s in info.seconds else s for s in info.done
+            ),
+            ", ".join(info.missing),
+        )
     console.print(table)
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib
 import random
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +67,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (``kill``, a batch scheduler's time limit) like Ctrl-C while a run works.
+
+    Without this the process dies without unwinding, and the manifest says ``running`` forever;
+    with it the run is marked ``interrupted`` and ``probe run --resume`` picks it up.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_study(
     path: str | Path,
     *,
@@ -88,9 +112,10 @@ def run_study(
     console.print(f"run folder: [bold]{run_dir}[/bold]  device: {device}")
     seed_everything(study.seed)
     try:
-        for name in study.stages:
-            with ctx.stage(name):
-                _stage_function(name)(ctx)
+        with _terminate_as_interrupt():
+            for name in study.stages:
+                with ctx.stage(name):
+                    _stage_function(name)(ctx)
     except KeyboardInterrupt:
         ctx.finish("interrupted")
         raise

@@ -139,6 +139,15 @@ def test_layers_are_fitted_independently():
     np.testing.assert_array_equal(both.dev_scores_[1], alone.dev_scores_[0])
 
 
+def test_progress_counts_every_layer_and_c_once():
+    X, y = _signal_and_noise(300, seed=6)
+    calls = []
+    LayerwiseLogisticRegression(Cs=(0.1, 1.0, 10.0), device="cpu").fit(
+        *_split(X, y, 200), progress=calls.append
+    )
+    assert calls == [1] * (2 * 3)
+
+
 def test_layers_fitted_in_parallel_threads_match_a_sequential_fit():
     # 6000 x 400 values per layer is above the size where layers go to worker threads.
     rng = np.random.default_rng(9)

@@ -92,3 +92,24 @@ def test_test_accuracy_beats_majority_and_control_on_real_data(two_runs) -> None
     assert task.value.max() > majority + 0.1
     ci = task.dropna(subset=["ci_low"])
     assert ((ci.ci_low <= ci.value) & (ci.value <= ci.ci_high)).all()
+
+
+def test_sigterm_marks_the_run_interrupted(
+    tiny_model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import time
+
+    import probe.runner
+
+    def killed_mid_stage(ctx) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # what `kill` or a scheduler's time limit sends
+        time.sleep(10)  # the handler interrupts this
+
+    monkeypatch.setattr(probe.runner, "_stage_function", lambda name: killed_mid_stage)
+    with pytest.raises(KeyboardInterrupt):
+        _run(_study(tmp_path, tiny_model_dir), tmp_path / "runs")
+    (manifest_path,) = (tmp_path / "runs").glob("*/*/manifest.json")
+    assert json.loads(manifest_path.read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler removed afterwards

@@ -48,8 +48,17 @@ def apply_style(
     )
     if paper:
         fig.update_layout(
-            width=_PAPER_WIDTH[column], height=height or int(_PAPER_WIDTH[column] * 0.7)
+            width=_PAPER_WIDTH[column],
+            height=height or int(_PAPER_WIDTH[column] * 0.7),
+            # Builders set screen-sized titles and subplot labels explicitly; a paper figure is
+            # a third as wide, so shrink them too or they overlap the plot area.
+            title={"font": {"size": 10}, "y": 0.995, "yanchor": "top"},
+            margin={"t": 40 if fig.layout.title.text else 30},
         )
+        fig.update_annotations(font_size=9)
+        fig.update_xaxes(title_font_size=9, tickfont_size=8)
+        fig.update_yaxes(title_font_size=9, tickfont_size=8)
+        fig.update_coloraxes(colorbar_title_font_size=8, colorbar_tickfont_size=8)
     elif height:
         fig.update_layout(height=height)
     fig.update_xaxes(showgrid=True, gridcolor="#eeeeee")

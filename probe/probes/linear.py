@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -432,8 +432,19 @@ class _Problem:
     chunk: int
 
 
-def _fit_layer(problem: _Problem, X, X_dev, li: int, out: LogisticPathResult) -> None:
-    """Fit the regularisation path of layer ``li`` and write its row of ``out``."""
+def _fit_layer(
+    problem: _Problem,
+    X,
+    X_dev,
+    li: int,
+    out: LogisticPathResult,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Fit the regularisation path of layer ``li`` and write its row of ``out``.
+
+    ``progress(1)`` is called after each value of C (from worker threads when layers run in
+    parallel, so it must be thread-safe, as rich's and tqdm's counters are).
+    """
     pb, dev = problem, problem.device
     Xl = _layer_tensor(X, li, dev)
     n, d = Xl.shape
@@ -493,6 +504,8 @@ def _fit_layer(problem: _Problem, X, X_dev, li: int, out: LogisticPathResult) ->
                 pred = pb.present[Z.argmax(1)]
                 hits += (pred == pb.y_dev[start : start + Z.shape[0]]).sum()
             correct.append(hits)
+        if progress is not None:
+            progress(1)
     best = 0
     if Xd is not None:
         out.dev_scores[li, fitted] = torch.stack(correct).cpu().numpy() / max(len(pb.y_dev), 1)
@@ -518,6 +531,7 @@ def fit_layerwise_logistic(
     device: str | torch.device | None = None,
     chunk_size: int | None = None,
     n_jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> LogisticPathResult:
     """Fit an L2 multinomial logistic regression per layer, choosing C per layer on dev.
 
@@ -561,6 +575,9 @@ def fit_layerwise_logistic(
         whereas intra-op threads meet at a barrier after every operation: on a busy 2-core
         machine that made one evaluation on a UPOS layer 10x slower than one thread. Problems
         with fewer than 2**21 values per layer use one thread (they are overhead-bound).
+    progress : callable, optional
+        Called as ``progress(1)`` each time one layer has been fitted at one C, so a progress
+        bar can count to ``n_layers * n_fitted_Cs``; must be thread-safe.
 
     Returns
     -------
@@ -643,11 +660,12 @@ def fit_layerwise_logistic(
     with _torch_threads(1 if dev.type == "cpu" else None):
         if workers == 1:
             for li in range(n_layers):
-                _fit_layer(problem, X, X_dev, li, out)
+                _fit_layer(problem, X, X_dev, li, out, progress)
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = [
-                    pool.submit(_fit_layer, problem, X, X_dev, li, out) for li in range(n_layers)
+                    pool.submit(_fit_layer, problem, X, X_dev, li, out, progress)
+                    for li in range(n_layers)
                 ]
                 for future in futures:
                     future.result()  # re-raises a worker's exception here
@@ -751,7 +769,9 @@ class LayerwiseLogisticRegression(BaseEstimator):
         self.chunk_size = chunk_size
         self.n_jobs = n_jobs
 
-    def fit(self, X, y, X_dev=None, y_dev=None) -> LayerwiseLogisticRegression:
+    def fit(
+        self, X, y, X_dev=None, y_dev=None, *, progress: Callable[[int], None] | None = None
+    ) -> LayerwiseLogisticRegression:
         """Fit every layer; choose each layer's C on ``(X_dev, y_dev)``.
 
         Parameters
@@ -761,6 +781,8 @@ class LayerwiseLogisticRegression(BaseEstimator):
         y : array-like of int of shape (n_samples,)
         X_dev : array-like of shape (n_layers, n_dev, n_features), optional
         y_dev : array-like of int of shape (n_dev,), optional
+        progress : callable, optional
+            ``progress(1)`` after each layer and C is fitted (thread-safe; for progress bars).
 
         Returns
         -------
@@ -780,6 +802,7 @@ class LayerwiseLogisticRegression(BaseEstimator):
             device=self.device,
             chunk_size=self.chunk_size,
             n_jobs=self.n_jobs,
+            progress=progress,
         )
         self.coef_ = result.coef
         self.intercept_ = result.intercept

@@ -220,6 +220,36 @@ def _rows_for(
     return rows
 
 
+def _fit_probe(
+    ctx: RunContext,
+    label: str,
+    kwargs: dict,
+    X: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+) -> LayerwiseLogisticRegression:
+    """Fit one all-layer probe on train, C chosen on dev, behind a progress bar."""
+    probe = LayerwiseLogisticRegression(**kwargs)
+    n_fits = X["train"].shape[0] * len(np.atleast_1d(probe.Cs))
+    with Progress(
+        TextColumn(f"  {label}: fit layers x C"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ctx.console,
+        transient=True,
+    ) as bar:
+        job = bar.add_task("fit", total=n_fits)
+        start = time.perf_counter()
+        probe.fit(
+            X["train"], y["train"], X["dev"], y["dev"], progress=lambda n: bar.advance(job, n)
+        )
+    ctx.console.print(
+        f"  {label}: fitted {n_fits} (layer, C) pairs on {len(y['train'])} examples in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    return probe
+
+
 def probe_task(
     ctx: RunContext,
     task: TaskData,
@@ -244,7 +274,7 @@ def probe_task(
     common = {"model": model_label, "task": task.name}
     rows: list[dict] = []
 
-    probe = LayerwiseLogisticRegression(**kwargs).fit(X["train"], y["train"], X["dev"], y["dev"])
+    probe = _fit_probe(ctx, f"{task.name} probe", kwargs, X, y)
     task_pred = {s: probe.predict(X[s]) for s in EVAL_SPLITS}
     for s in EVAL_SPLITS:
         rows += _rows_for(
@@ -277,9 +307,7 @@ def probe_task(
     if section.control:
         control = ControlTask(seed=seed).fit(types["train"], y["train"])
         y_control = {s: control.transform(types[s]) for s in X}
-        control_probe = LayerwiseLogisticRegression(**kwargs).fit(
-            X["train"], y_control["train"], X["dev"], y_control["dev"]
-        )
+        control_probe = _fit_probe(ctx, f"{task.name} control", kwargs, X, y_control)
         for s in EVAL_SPLITS:
             control_pred = control_probe.predict(X[s])
             control_acc = (control_pred == y_control[s][None]).mean(axis=1)

@@ -101,11 +101,18 @@ def layerwise_figure(
                 col=1,
             )
     majority = table[(table.task == task) & (table.split == split) & (table.probe == "majority")]
-    if not majority.empty:
-        fig.add_hline(
-            y=100 * majority.value.mean(),
-            line={"dash": "dash", "color": "#888888"},
-            annotation_text="majority class",
+    if not majority.empty and not data.empty:
+        # A trace, not add_hline: shapes do not count for autorange, so a majority rate below
+        # every probe curve would fall off the axis.
+        layers = data.layer.dropna().astype(int)
+        fig.add_trace(
+            go.Scatter(
+                x=[layers.min(), layers.max()],
+                y=[100 * majority.value.mean()] * 2,
+                name="majority class",
+                mode="lines",
+                line={"dash": "dash", "color": "#888888"},
+            ),
             row=1,
             col=1,
         )

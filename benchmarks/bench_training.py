@@ -67,14 +67,24 @@ def run_one(name: str, steps: int, warmup: int, precision: str) -> dict:
     else:
         config.num_labels = 2
         model = module = BertForSequenceClassification(config)
-    optimizer, _ = build_optimizer(module, lr=1e-4, weight_decay=0.01, betas=(0.9, 0.999),
-                                   eps=1e-8, total_steps=steps + warmup, n_warmup=0)
+    optimizer, _ = build_optimizer(
+        module,
+        lr=1e-4,
+        weight_decay=0.01,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        total_steps=steps + warmup,
+        n_warmup=0,
+    )
     accelerator = accelerator_for(precision, device)
     module, optimizer = accelerator.prepare(module, optimizer)
     vocab = config.vocab_size
     ids = torch.randint(5, vocab, (batch, seq), device=accelerator.device)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-              "token_type_ids": torch.zeros_like(ids)}
+    inputs = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": torch.zeros_like(ids),
+    }
     if objective == "pretrain":
         targets = torch.rand(batch, seq, device=accelerator.device) < 0.15
         inputs["labels"] = torch.where(targets, ids, -100)
@@ -111,12 +121,17 @@ def run_one(name: str, steps: int, warmup: int, precision: str) -> dict:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
         memory = "peak RSS"
     return {
-        "config": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "batch": f"{batch}x{seq}", "device": str(device), "threads": torch.get_num_threads(),
-        "precision": accelerator.mixed_precision, "tokens_per_s": steps * batch * seq / seconds,
+        "config": name,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "batch": f"{batch}x{seq}",
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "precision": accelerator.mixed_precision,
+        "tokens_per_s": steps * batch * seq / seconds,
         "step_ms": 1000 * seconds / steps,
         "cpu_s_per_step": (time.process_time() - start_cpu) / steps,
-        "peak_mb": peak_mb, "memory": memory,
+        "peak_mb": peak_mb,
+        "memory": memory,
     }
 
 
@@ -125,8 +140,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: run one config, print JSON
     args = parser.parse_args()
@@ -140,21 +156,35 @@ def main() -> None:
         return
     rows = []
     for name in args.configs:
-        command = [sys.executable, __file__, "--one", name, "--steps", str(args.steps),
-                   "--warmup", str(args.warmup), "--precision", args.precision]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            name,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--precision",
+            args.precision,
+        ]
         if args.threads:
             command += ["--threads", str(args.threads)]
         out = subprocess.run(command, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"done {name}", file=sys.stderr, flush=True)
-    header = (f"{'config':<16} {'params':>7} {'batch':>7} {'device':>6} {'thr':>3} {'prec':>4} "
-              f"{'tokens/s':>9} {'ms/step':>8} {'peak MiB':>9}  memory")
+    header = (
+        f"{'config':<16} {'params':>7} {'batch':>7} {'device':>6} {'thr':>3} {'prec':>4} "
+        f"{'tokens/s':>9} {'ms/step':>8} {'peak MiB':>9}  memory"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['config']:<16} {r['params_m']:>6.1f}M {r['batch']:>7} {r['device']:>6} "
-              f"{r['threads']:>3} {r['precision']:>4} {r['tokens_per_s']:>9.0f} "
-              f"{r['step_ms']:>8.0f} {r['peak_mb']:>9.0f}  {r['memory']}")
+        print(
+            f"{r['config']:<16} {r['params_m']:>6.1f}M {r['batch']:>7} {r['device']:>6} "
+            f"{r['threads']:>3} {r['precision']:>4} {r['tokens_per_s']:>9.0f} "
+            f"{r['step_ms']:>8.0f} {r['peak_mb']:>9.0f}  {r['memory']}"
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Layer-wise probing and analysis of BERT-family encoders.",
 )
-console = Console()
+# Piped output (logs, CI) would wrap at rich's 80-column default and squeeze the summary tables.
+console = Console(width=None if sys.stdout.isatty() else 132)
 
 
 @app.command()

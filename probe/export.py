@@ -91,8 +91,11 @@ def _training_figures(
     figures = {}
     for task, rows in table.groupby("task", sort=False):
         figures[f"training_{_slug(task)}"] = training_curves(
-            rows, models=list(rows["model"].drop_duplicates()), title=f"training: {task}",
-            smooth=smooth, style=style,
+            rows,
+            models=list(rows["model"].drop_duplicates()),
+            title=f"training: {task}",
+            smooth=smooth,
+            style=style,
         )
     return figures
 

@@ -261,8 +261,15 @@ def read_run(folder: str | Path, runs_dir: str | Path | None = None) -> RunInfo:
     manifest, error = _read_manifest(folder)
     updated = mtime(folder / "manifest.json") or mtime(folder)
     if error is not None:
-        return RunInfo(path=folder, label=label, study=folder.parent.name, status="broken",
-                       tables=tables, error=error, updated=updated)
+        return RunInfo(
+            path=folder,
+            label=label,
+            study=folder.parent.name,
+            status="broken",
+            tables=tables,
+            error=error,
+            updated=updated,
+        )
     config = manifest.get("config") or {}
     if not isinstance(config, Mapping):
         config = {}

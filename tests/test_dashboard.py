@@ -52,21 +52,38 @@ def _probe_rows(shift: float) -> pd.DataFrame:
                 for layer in range(3):
                     acc = 0.5 + 0.1 * layer - 0.2 * m + shift
                     ci = {"ci_low": acc - 0.02, "ci_high": acc + 0.02} if split == "test" else {}
-                    common = {"model": model, "task": task, "layer": layer, "seed": 0,
-                              "split": split, "probe": "linear"}
+                    common = {
+                        "model": model,
+                        "task": task,
+                        "layer": layer,
+                        "seed": 0,
+                        "split": split,
+                        "probe": "linear",
+                    }
                     rows += [
                         {**common, "control": "task", "metric": "accuracy", "value": acc, **ci},
                         {**common, "control": "control", "metric": "accuracy", "value": 0.4},
                         {**common, "control": "task", "metric": "selectivity", "value": acc - 0.4},
                     ]
                     if task == "ner_conll2003":
-                        rows.append({**common, "control": "task", "metric": "macro_f1",
-                                     "value": acc - 0.1})
+                        rows.append(
+                            {**common, "control": "task", "metric": "macro_f1", "value": acc - 0.1}
+                        )
                     if split == "dev":
                         rows.append({**common, "control": "task", "metric": "C", "value": 1.0})
-                rows.append({"model": model, "task": task, "layer": pd.NA, "seed": 0,
-                             "split": split, "probe": "majority", "control": "task",
-                             "metric": "accuracy", "value": 0.2})
+                rows.append(
+                    {
+                        "model": model,
+                        "task": task,
+                        "layer": pd.NA,
+                        "seed": 0,
+                        "split": split,
+                        "probe": "majority",
+                        "control": "task",
+                        "metric": "accuracy",
+                        "value": 0.2,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -77,22 +94,49 @@ def _summary_rows(shift: float) -> pd.DataFrame:
         for t, task in enumerate(("upos", "ner_conll2003")):
             common = {"model": model, "task": task, "seed": 0, "control": "task", "split": "test"}
             rows += [
-                {**common, "layer": pd.NA, "metric": "center_of_gravity", "probe": "mix-k",
-                 "value": 1.0 + t + shift},
-                {**common, "layer": pd.NA, "metric": "expected_layer", "probe": "mix",
-                 "value": 1.2 + t},
+                {
+                    **common,
+                    "layer": pd.NA,
+                    "metric": "center_of_gravity",
+                    "probe": "mix-k",
+                    "value": 1.0 + t + shift,
+                },
+                {
+                    **common,
+                    "layer": pd.NA,
+                    "metric": "expected_layer",
+                    "probe": "mix",
+                    "value": 1.2 + t,
+                },
             ]
             weights = np.array([0.2, 0.3, 0.5])[:: (1 if t else -1)]
             for layer in range(3):
                 rows += [
-                    {**common, "layer": layer, "metric": "mix_weight", "probe": "mix",
-                     "value": weights[layer]},
-                    {**common, "layer": layer, "metric": "accuracy", "probe": "mix-k",
-                     "value": 0.6 + 0.1 * layer},
+                    {
+                        **common,
+                        "layer": layer,
+                        "metric": "mix_weight",
+                        "probe": "mix",
+                        "value": weights[layer],
+                    },
+                    {
+                        **common,
+                        "layer": layer,
+                        "metric": "accuracy",
+                        "probe": "mix-k",
+                        "value": 0.6 + 0.1 * layer,
+                    },
                 ]
                 if layer:
-                    rows.append({**common, "layer": layer, "metric": "delta", "probe": "mix-k",
-                                 "value": 0.1 + 0.05 * t})
+                    rows.append(
+                        {
+                            **common,
+                            "layer": layer,
+                            "metric": "delta",
+                            "probe": "mix-k",
+                            "value": 0.1 + 0.05 * t,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -101,24 +145,64 @@ def _training_rows(shift: float) -> pd.DataFrame:
     rows = []
     for j, job in enumerate(("pretrained", "scratch")):
         common = {"model": job, "task": "sst2", "seed": 0, "kind": "finetune"}
-        rows.append({**common, "split": "dev", "metric": "majority_accuracy", "value": 0.51,
-                     "step": None, "epoch": None})
+        rows.append(
+            {
+                **common,
+                "split": "dev",
+                "metric": "majority_accuracy",
+                "value": 0.51,
+                "step": None,
+                "epoch": None,
+            }
+        )
         for step in range(0, 21):
             rows += [
-                {**common, "split": "train", "metric": "loss", "step": step, "epoch": step / 20,
-                 "value": 0.7 * np.exp(-step / (8 + 10 * j)) + shift},
-                {**common, "split": "train", "metric": "lr", "step": step, "epoch": step / 20,
-                 "value": 5e-5},
+                {
+                    **common,
+                    "split": "train",
+                    "metric": "loss",
+                    "step": step,
+                    "epoch": step / 20,
+                    "value": 0.7 * np.exp(-step / (8 + 10 * j)) + shift,
+                },
+                {
+                    **common,
+                    "split": "train",
+                    "metric": "lr",
+                    "step": step,
+                    "epoch": step / 20,
+                    "value": 5e-5,
+                },
             ]
             if step % 5 == 0:
                 rows += [
-                    {**common, "split": "dev", "metric": "loss", "step": step, "epoch": step / 20,
-                     "value": 0.7 - 0.01 * step},
-                    {**common, "split": "dev", "metric": "accuracy", "step": step,
-                     "epoch": step / 20, "value": 0.5 + 0.015 * step / (1 + j)},
+                    {
+                        **common,
+                        "split": "dev",
+                        "metric": "loss",
+                        "step": step,
+                        "epoch": step / 20,
+                        "value": 0.7 - 0.01 * step,
+                    },
+                    {
+                        **common,
+                        "split": "dev",
+                        "metric": "accuracy",
+                        "step": step,
+                        "epoch": step / 20,
+                        "value": 0.5 + 0.015 * step / (1 + j),
+                    },
                 ]
-        rows.append({**common, "split": "train", "metric": "tokens_per_s", "value": 900.0,
-                     "step": None, "epoch": None})
+        rows.append(
+            {
+                **common,
+                "split": "train",
+                "metric": "tokens_per_s",
+                "value": 900.0,
+                "step": None,
+                "epoch": None,
+            }
+        )
     frame = pd.DataFrame(rows)
     frame["step"] = pd.array(frame["step"], dtype="Int64")
     return frame
@@ -132,16 +216,29 @@ def _embeddings_rows(shift: float) -> pd.DataFrame:
     for model in ("minilm", "minilm-sst2"):
         for spec, layer, probe, headline in poolings:
             for variant, fit_on in (("raw", None), ("whiten", "target")):
-                common = {"model": model, "probe": probe, "layer": layer, "seed": 0,
-                          "pooling": spec, "layers": None if pd.isna(layer) else str(layer),
-                          "headline": headline, "task": "stsb", "split": "test",
-                          "control": variant, "fit_on": fit_on}
+                common = {
+                    "model": model,
+                    "probe": probe,
+                    "layer": layer,
+                    "seed": 0,
+                    "pooling": spec,
+                    "layers": None if pd.isna(layer) else str(layer),
+                    "headline": headline,
+                    "task": "stsb",
+                    "split": "test",
+                    "control": variant,
+                    "fit_on": fit_on,
+                }
                 base = 60 + 5 * (variant == "whiten") + (0 if pd.isna(layer) else layer) + shift
                 rows += [
                     {**common, "metric": "spearman", "value": base, "n": 100},
                     {**common, "metric": "pearson", "value": base - 1, "n": 100},
-                    {**common, "metric": "avg_cosine", "value": 0.6 - 0.5 * (variant != "raw"),
-                     "n": 150},
+                    {
+                        **common,
+                        "metric": "avg_cosine",
+                        "value": 0.6 - 0.5 * (variant != "raw"),
+                        "n": 150,
+                    },
                     {**common, "metric": "top1_variance_share", "value": 0.2, "n": 150},
                 ]
     return pd.DataFrame(rows)
@@ -158,18 +255,44 @@ def _landscape_tables(shift: float) -> dict[str, pd.DataFrame]:
                 xy = {"x": -2.0 + k, "y": 0.1 * k, "pc1_variance": 0.9, "pc2_variance": 0.05}
                 label = "final" if step == 20 else f"step-{step}"
                 trajectory += [
-                    {**common, "checkpoint": label, "step": step, "split": split,
-                     "metric": "loss", "value": 0.7 / (1 + k) + shift, **xy},
-                    {**common, "checkpoint": label, "step": step, "split": split,
-                     "metric": "accuracy", "value": 0.5 + 0.2 * k, **xy},
+                    {
+                        **common,
+                        "checkpoint": label,
+                        "step": step,
+                        "split": split,
+                        "metric": "loss",
+                        "value": 0.7 / (1 + k) + shift,
+                        **xy,
+                    },
+                    {
+                        **common,
+                        "checkpoint": label,
+                        "step": step,
+                        "split": split,
+                        "metric": "accuracy",
+                        "value": 0.5 + 0.2 * k,
+                        **xy,
+                    },
                 ]
         for alpha in np.linspace(-0.5, 1.5, 5):
             for split in ("train", "dev"):
                 line += [
-                    {**common, "checkpoint": "final", "alpha": alpha, "split": split,
-                     "metric": "loss", "value": 0.2 + (alpha - 1) ** 2},
-                    {**common, "checkpoint": "final", "alpha": alpha, "split": split,
-                     "metric": "accuracy", "value": 0.9 - 0.1 * abs(alpha - 1)},
+                    {
+                        **common,
+                        "checkpoint": "final",
+                        "alpha": alpha,
+                        "split": split,
+                        "metric": "loss",
+                        "value": 0.2 + (alpha - 1) ** 2,
+                    },
+                    {
+                        **common,
+                        "checkpoint": "final",
+                        "alpha": alpha,
+                        "split": split,
+                        "metric": "accuracy",
+                        "value": 0.9 - 0.1 * abs(alpha - 1),
+                    },
                 ]
         for kind in ("random", "pca"):
             extra = {"pc1_variance": 0.9, "pc2_variance": 0.05} if kind == "pca" else {}
@@ -178,27 +301,72 @@ def _landscape_tables(shift: float) -> dict[str, pd.DataFrame]:
                     for split in ("train", "dev"):
                         loss = 0.1 + (1 + j) * (x**2 + y**2)
                         plane += [
-                            {**common, "checkpoint": "final", "plane": kind, "x": x, "y": y,
-                             "split": split, "metric": "loss", "value": loss, **extra},
-                            {**common, "checkpoint": "final", "plane": kind, "x": x, "y": y,
-                             "split": split, "metric": "accuracy", "value": 1 - loss / 5,
-                             **extra},
+                            {
+                                **common,
+                                "checkpoint": "final",
+                                "plane": kind,
+                                "x": x,
+                                "y": y,
+                                "split": split,
+                                "metric": "loss",
+                                "value": loss,
+                                **extra,
+                            },
+                            {
+                                **common,
+                                "checkpoint": "final",
+                                "plane": kind,
+                                "x": x,
+                                "y": y,
+                                "split": split,
+                                "metric": "accuracy",
+                                "value": 1 - loss / 5,
+                                **extra,
+                            },
                         ]
         for split in ("train", "dev"):
             for radius in (0.05, 0.1):
-                for metric, value in (("loss_increase_mean", radius * (1 + j)),
-                                      ("loss_increase_std", 0.01), ("loss_increase_max", 0.2)):
-                    sharpness.append({**common, "checkpoint": "final", "split": split,
-                                      "metric": metric, "value": value, "radius": radius,
-                                      "n_directions": 4})
+                for metric, value in (
+                    ("loss_increase_mean", radius * (1 + j)),
+                    ("loss_increase_std", 0.01),
+                    ("loss_increase_max", 0.2),
+                ):
+                    sharpness.append(
+                        {
+                            **common,
+                            "checkpoint": "final",
+                            "split": split,
+                            "metric": metric,
+                            "value": value,
+                            "radius": radius,
+                            "n_directions": 4,
+                        }
+                    )
         sharpness += [
-            {**common, "checkpoint": "final", "split": "train", "metric": "hessian_top_eigenvalue",
-             "value": 10.0 * (1 + j), "iterations": 20, "converged": True},
-            {**common, "checkpoint": "final", "split": pd.NA, "metric": "distance_from_init",
-             "value": 3.0, "n_parameters": 1000},
+            {
+                **common,
+                "checkpoint": "final",
+                "split": "train",
+                "metric": "hessian_top_eigenvalue",
+                "value": 10.0 * (1 + j),
+                "iterations": 20,
+                "converged": True,
+            },
+            {
+                **common,
+                "checkpoint": "final",
+                "split": pd.NA,
+                "metric": "distance_from_init",
+                "value": 3.0,
+                "n_parameters": 1000,
+            },
         ]
-    frames = {"landscape_trajectory": trajectory, "landscape_1d": line, "landscape_2d": plane,
-              "sharpness": sharpness}
+    frames = {
+        "landscape_trajectory": trajectory,
+        "landscape_1d": line,
+        "landscape_2d": plane,
+        "sharpness": sharpness,
+    }
     return {name: pd.DataFrame(rows) for name, rows in frames.items()}
 
 
@@ -217,8 +385,9 @@ def _manifest(study: str, status: str, stages: dict[str, str], config: dict) -> 
     }  # fmt: skip
 
 
-def _write_run(root: Path, label: str, manifest: dict | str | None,
-               tables: dict[str, pd.DataFrame]) -> Path:
+def _write_run(
+    root: Path, label: str, manifest: dict | str | None, tables: dict[str, pd.DataFrame]
+) -> Path:
     folder = root / label
     for sub in ("results", "figures", "checkpoints", "logs"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -241,15 +410,26 @@ def full_tables(shift: float = 0.0) -> dict[str, pd.DataFrame]:
 
 def make_fixture_runs(root: Path) -> Path:
     """Five run folders under ``root``: two complete, one partly finished, two broken."""
-    every = {"train": {"jobs": []}, "probe": {"tasks": ["upos"]}, "embeddings": {"tasks": []},
-             "landscape": {"jobs": []}}
+    every = {
+        "train": {"jobs": []},
+        "probe": {"tasks": ["upos"]},
+        "embeddings": {"tasks": []},
+        "landscape": {"jobs": []},
+    }
     done = dict.fromkeys(every, "done")
     _write_run(root, FULL, _manifest("full", "complete", done, every), full_tables(0.0))
     _write_run(root, OLDER, _manifest("full", "complete", done, every), full_tables(0.05))
-    _write_run(root, PARTIAL,
-               _manifest("partial", "running", {"train": "done", "probe": "running"},
-                         {"train": {"jobs": []}, "probe": {"tasks": ["upos"]}}),
-               {"training": _training_rows(0.0)})
+    _write_run(
+        root,
+        PARTIAL,
+        _manifest(
+            "partial",
+            "running",
+            {"train": "done", "probe": "running"},
+            {"train": {"jobs": []}, "probe": {"tasks": ["upos"]}},
+        ),
+        {"training": _training_rows(0.0)},
+    )
     bad = _write_run(root, BAD_MANIFEST, '{"study": "broken", "status": ', {})
     (bad / "results" / "probe.parquet").write_bytes(b"this is not a parquet file")
     _write_run(root, NO_MANIFEST, None, {})
@@ -280,8 +460,12 @@ def test_listing_finds_every_run_folder_including_broken_ones(runs_dir: Path) ->
 
 
 def test_listing_cache_key_changes_when_a_stage_writes_a_table(tmp_path: Path) -> None:
-    run = _write_run(tmp_path, "s/20260101-000000",
-                     _manifest("s", "running", {"train": "running"}, {"train": {}}), {})
+    run = _write_run(
+        tmp_path,
+        "s/20260101-000000",
+        _manifest("s", "running", {"train": "running"}, {"train": {}}),
+        {},
+    )
     before = run_signature(tmp_path)
     time.sleep(0.01)
     write_table(tidy(_training_rows(0.0), study="s"), run / "results" / "training")
@@ -315,8 +499,20 @@ def _app(runs_dir: Path, selected: list[str] | None = None, page: str | None = N
 
 
 def _texts(at) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "title",
-                                  "header", "subheader") for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in (
+            "markdown",
+            "caption",
+            "info",
+            "warning",
+            "error",
+            "title",
+            "header",
+            "subheader",
+        )
+        for e in getattr(at, kind)
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -376,8 +572,10 @@ def test_probe_page_switches_to_the_dev_split(runs_dir: Path) -> None:
     at = _app(runs_dir, [FULL], "views/probing.py")
     at.radio(key="probe_split").set_value("dev").run()
     titles = [c["layout"]["title"]["text"] for c in _charts(at)]
-    assert titles == ["upos: probe accuracy by layer (dev)",
-                      "ner_conll2003: probe accuracy by layer (dev)"]
+    assert titles == [
+        "upos: probe accuracy by layer (dev)",
+        "ner_conll2003: probe accuracy by layer (dev)",
+    ]
 
 
 def test_details_page_shows_manifest_timings_and_tables(runs_dir: Path) -> None:
@@ -478,14 +676,32 @@ class DevTools:
 def served_dashboard(runs_dir: Path, tmp: Path):
     """``streamlit run dashboard/app.py`` on a free port; yields its URL."""
     port = _free_port()
-    env = {**os.environ, "PROBE_RUNS_DIR": str(runs_dir), "STREAMLIT_BROWSER_GATHER_USAGE_STATS":
-           "false"}
+    env = {
+        **os.environ,
+        "PROBE_RUNS_DIR": str(runs_dir),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
     log = (tmp / "streamlit.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=30)
@@ -504,12 +720,23 @@ def headless_chromium(tmp: Path, width: int = 1400, height: int = 1000):
     """Headless Chromium with a DevTools port; yields a :class:`DevTools` on a blank page."""
     port = _free_port()
     browser = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-         f"--remote-debugging-port={port}", "--remote-allow-origins=*",
-         f"--user-data-dir={tmp / 'chromium-profile'}", f"--window-size={width},{height}",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--remote-debugging-port={port}",
+            "--remote-allow-origins=*",
+            f"--user-data-dir={tmp / 'chromium-profile'}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         from websockets.sync.client import connect
@@ -519,8 +746,13 @@ def headless_chromium(tmp: Path, width: int = 1400, height: int = 1000):
         with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
             devtools = DevTools(ws)
             devtools.call("Page.enable")
-            devtools.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                          deviceScaleFactor=1, mobile=False)
+            devtools.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             yield devtools
     finally:
         browser.terminate()
@@ -552,8 +784,9 @@ def test_dashboard_renders_the_run_list_in_a_real_browser(runs_dir: Path, tmp_pa
         png = browser.screenshot()
         # A deep link opens a figure page of the chosen run in a fresh session, and plotly draws.
         browser.call("Page.navigate", url=f"{url}/probing?run={FULL}")
-        browser.wait_for("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2",
-                         timeout=40)
+        browser.wait_for(
+            "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=40
+        )
         probing = browser.evaluate("document.body.innerText")
     (tmp_path / "runs_page.png").write_bytes(png)
     assert "Runs" in text and "cannot be read" in text

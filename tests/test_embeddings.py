@@ -29,8 +29,13 @@ from probe.rundir import RunContext, create_run_dir
 from probe.study import parse_study
 from tests.conftest import minilm_path, tiny_config
 
-SENTENCES = ["A man is playing a guitar.", "Unbelievably, tokenisation splits words.", "Hi",
-             "", "The cat sat on the mat while the dog slept by the warm fire."]
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Unbelievably, tokenisation splits words.",
+    "Hi",
+    "",
+    "The cat sat on the mat while the dog slept by the warm fire.",
+]
 
 
 def _hook_count(model: torch.nn.Module) -> int:
@@ -74,8 +79,9 @@ def test_truncating_a_fit_equals_fitting_fewer_components() -> None:
     rng = np.random.default_rng(2)
     X = rng.normal(size=(200, 12)) @ rng.normal(size=(12, 12))
     full = Whitening().fit(X)
-    np.testing.assert_allclose(full.truncate(5).transform(X),
-                               Whitening(n_components=5).fit(X).transform(X), atol=1e-10)
+    np.testing.assert_allclose(
+        full.truncate(5).transform(X), Whitening(n_components=5).fit(X).transform(X), atol=1e-10
+    )
 
 
 def test_centering_only_subtracts_the_fitted_mean() -> None:
@@ -138,8 +144,9 @@ def test_isotropy_separates_a_narrow_cone_from_an_isotropic_cloud() -> None:
 def test_sts_scores_are_scipy_correlations_times_100_and_ignore_vector_length() -> None:
     rng = np.random.default_rng(7)
     a, b, gold = rng.normal(size=(50, 8)), rng.normal(size=(50, 8)), rng.uniform(0, 5, size=50)
-    cos = np.array([x @ y / np.linalg.norm(x) / np.linalg.norm(y)
-                    for x, y in zip(a, b, strict=True)])
+    cos = np.array(
+        [x @ y / np.linalg.norm(x) / np.linalg.norm(y) for x, y in zip(a, b, strict=True)]
+    )
     scores = sts_scores(a, b, gold)
     assert scores["spearman"] == pytest.approx(100 * stats.spearmanr(cos, gold).statistic)
     assert scores["pearson"] == pytest.approx(100 * stats.pearsonr(cos, gold).statistic)
@@ -155,7 +162,8 @@ def test_sts_scores_are_scipy_correlations_times_100_and_ignore_vector_length() 
 def tiny() -> tuple[BertModel, object]:
     torch.manual_seed(0)
     return BertModel(tiny_config(num_hidden_layers=3)).eval(), AutoTokenizer.from_pretrained(
-        minilm_path())
+        minilm_path()
+    )
 
 
 def test_pooling_names_resolve_to_explicit_layers() -> None:
@@ -165,8 +173,12 @@ def test_pooling_names_resolve_to_explicit_layers() -> None:
     assert resolve_pooling("mean@0+last", 6).layers == (0, 6)
     assert resolve_pooling("mean_nospecial@2", 6).layer == 2
     assert resolve_pooling("pooler", 6).layer is None
-    for bad, message in [("mean@7", "outside 0..6"), ("pooler@3", "fixed layers"),
-                         ("max", "not one of"), ("mean@x", "not an integer")]:
+    for bad, message in [
+        ("mean@7", "outside 0..6"),
+        ("pooler@3", "fixed layers"),
+        ("max", "not one of"),
+        ("mean@x", "not an integer"),
+    ]:
         with pytest.raises(ValueError, match=message):
             resolve_pooling(bad, 6)
 
@@ -192,8 +204,9 @@ def test_every_pooling_equals_its_definition_on_unpadded_hidden_states(tiny: tup
             "cls@1": hs[1][0],
         }
         for spec, vector in expected.items():
-            np.testing.assert_allclose(vectors[spec][i], vector.numpy(), atol=1e-5,
-                                       err_msg=f"{spec} of sentence {i}")
+            np.testing.assert_allclose(
+                vectors[spec][i], vector.numpy(), atol=1e-5, err_msg=f"{spec} of sentence {i}"
+            )
 
 
 def test_batch_budget_does_not_change_vectors_and_hooks_are_removed(tiny: tuple) -> None:
@@ -218,11 +231,24 @@ def test_length_batches_respect_the_budget_and_cover_every_sentence() -> None:
 
 
 def _study(model_dir: Path, **embeddings: object) -> dict:
-    section = {"tasks": ["stsb", "sickr"], "limit": 40, "fit_limit": 60,
-               "whitening": ["raw", "center", "whiten", "whiten-8"], **embeddings}
-    return {"name": "emb_test", "seed": 1, "models": [{"spec": str(model_dir), "name": "tiny"},
-                                           {"spec": f"scratch:{model_dir}", "name": "scratch"}],
-            "figures": ["html"], "device": "cpu", "embeddings": section}
+    section = {
+        "tasks": ["stsb", "sickr"],
+        "limit": 40,
+        "fit_limit": 60,
+        "whitening": ["raw", "center", "whiten", "whiten-8"],
+        **embeddings,
+    }
+    return {
+        "name": "emb_test",
+        "seed": 1,
+        "models": [
+            {"spec": str(model_dir), "name": "tiny"},
+            {"spec": f"scratch:{model_dir}", "name": "scratch"},
+        ],
+        "figures": ["html"],
+        "device": "cpu",
+        "embeddings": section,
+    }
 
 
 def test_study_rejects_bad_poolings_variants_and_corpora_with_their_path(
@@ -254,8 +280,12 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
 
     study = parse_study(_study(tiny_model_dir, fit_on=["target", "stsb:train"]))
     study.embeddings.check(study)
-    ctx = RunContext(study=study, run_dir=create_run_dir(study, tmp_path),
-                     device=torch.device("cpu"), cache=FeatureCache(tmp_path / "cache"))
+    ctx = RunContext(
+        study=study,
+        run_dir=create_run_dir(study, tmp_path),
+        device=torch.device("cpu"),
+        cache=FeatureCache(tmp_path / "cache"),
+    )
     ctx.start()
     run_embeddings(ctx)
     table = ctx.read_table("embeddings")
@@ -263,8 +293,15 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
     # 2 models x 7 poolings (5 headline + mean@0, mean@1) x (raw + 3 variants x 2 fit corpora)
     # x 2 tasks x 3 splits.
     assert len(sts) == 2 * 7 * 7 * 2 * 3
-    assert set(sts.pooling) == {"cls@2", "pooler", "mean@2", "mean_nospecial@2",
-                                "first_last_avg", "mean@0", "mean@1"}
+    assert set(sts.pooling) == {
+        "cls@2",
+        "pooler",
+        "mean@2",
+        "mean_nospecial@2",
+        "first_last_avg",
+        "mean@0",
+        "mean@1",
+    }
     assert set(sts.control) == {"raw", "center", "whiten", "whiten-8"}
     assert sts[sts.control == "raw"].fit_on.isna().all()
     assert set(sts.fit_on.dropna()) == {"target", "stsb:train"}
@@ -273,8 +310,12 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
     assert (table[table.pooling == "mean@1"].layer == 1).all()
     assert (sts[sts.split == "test"].n == 40).all()
     # The scratch model (same architecture, weights seeded by the study seed) is a different model.
-    by_model = sts.pivot_table(index=["pooling", "control", "fit_on", "task", "split"],
-                               columns="model", values="value", dropna=False)
+    by_model = sts.pivot_table(
+        index=["pooling", "control", "fit_on", "task", "split"],
+        columns="model",
+        values="value",
+        dropna=False,
+    )
     assert not np.allclose(by_model["tiny"], by_model["scratch"], equal_nan=True)
     iso = table[table.metric == "avg_cosine"]
     assert set(iso.split) == {"test"} and not iso.empty
@@ -282,11 +323,19 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
     raw = iso[iso.control == "raw"]
     assert whitened_target.value.abs().mean() < raw.value.abs().mean()
     figures = sorted(p.name for p in (ctx.run_dir / "figures").glob("*.html"))
-    assert figures == ["embeddings_isotropy.html", "embeddings_layers.html",
-                       "embeddings_sts_sickr.html", "embeddings_sts_stsb.html"]
+    assert figures == [
+        "embeddings_isotropy.html",
+        "embeddings_layers.html",
+        "embeddings_sts_sickr.html",
+        "embeddings_sts_stsb.html",
+    ]
     # A second run of the same study reads the cached vectors and gives the same table.
-    again = RunContext(study=study, run_dir=create_run_dir(study, tmp_path),
-                       device=torch.device("cpu"), cache=FeatureCache(tmp_path / "cache"))
+    again = RunContext(
+        study=study,
+        run_dir=create_run_dir(study, tmp_path),
+        device=torch.device("cpu"),
+        cache=FeatureCache(tmp_path / "cache"),
+    )
     again.start()
     run_embeddings(again)
     pd.testing.assert_frame_equal(again.read_table("embeddings"), table)
@@ -295,12 +344,24 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
 def test_figures_are_built_from_the_table_alone() -> None:
     rows = []
     for model, pooling, control, layer in itertools.product(
-            ["base", "tuned"], ["mean@2", "cls@2"], ["raw", "whiten"], [0, 1, 2]):
+        ["base", "tuned"], ["mean@2", "cls@2"], ["raw", "whiten"], [0, 1, 2]
+    ):
         kind = pooling.split("@")[0]
-        rows.append({"model": model, "task": "stsb", "split": "test", "metric": "spearman",
-                     "probe": kind, "pooling": f"{kind}@{layer}", "layer": layer,
-                     "control": control, "fit_on": None if control == "raw" else "target",
-                     "headline": layer == 2, "value": 50.0 + layer})
+        rows.append(
+            {
+                "model": model,
+                "task": "stsb",
+                "split": "test",
+                "metric": "spearman",
+                "probe": kind,
+                "pooling": f"{kind}@{layer}",
+                "layer": layer,
+                "control": control,
+                "fit_on": None if control == "raw" else "target",
+                "headline": layer == 2,
+                "value": 50.0 + layer,
+            }
+        )
     figures = embeddings_figures(pd.DataFrame(rows))
     assert sorted(figures) == ["embeddings_layers", "embeddings_layers_cls", "embeddings_sts_stsb"]
     bars = figures["embeddings_sts_stsb"]
@@ -314,9 +375,11 @@ def test_mean_pooling_reproduces_sentence_transformers_all_minilm_l6_v2() -> Non
     from probe.models import load_encoder
 
     encoder = load_encoder("embedded:minilm")
-    ours = sentence_vectors(encoder.model, encoder.tokenizer, SENTENCES[:3] + SENTENCES[4:],
-                            ["mean"])["mean@6"]
+    ours = sentence_vectors(
+        encoder.model, encoder.tokenizer, SENTENCES[:3] + SENTENCES[4:], ["mean"]
+    )["mean@6"]
     reference = sentence_transformers.SentenceTransformer(minilm_path(), device="cpu").encode(
-        SENTENCES[:3] + SENTENCES[4:])
+        SENTENCES[:3] + SENTENCES[4:]
+    )
     cosine = cosine_similarity(ours, reference)
     assert cosine.min() > 0.99999

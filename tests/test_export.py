@@ -40,12 +40,19 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "probe", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "probe", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
 
 
-def assert_one_line_exit_2(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
-                           args: list[str], *needles: str) -> None:
+def assert_one_line_exit_2(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str], *needles: str
+) -> None:
     """``probe ARGS`` (in-process: the same entry point as the command) fails on one line."""
     monkeypatch.setattr(sys, "argv", ["probe", *args])
     with pytest.raises(SystemExit) as exit_info:
@@ -63,9 +70,12 @@ def test_registry_draws_every_figure_the_stages_draw() -> None:
         *layerwise_figures(tables["probe"]),
         *training_figures(tables["training"]),
         *embeddings_figures(tables["embeddings"]),
-        *landscape_figures(trajectory=tables["landscape_trajectory"],
-                           line=tables["landscape_1d"], plane=tables["landscape_2d"],
-                           sharpness=tables["sharpness"]),
+        *landscape_figures(
+            trajectory=tables["landscape_trajectory"],
+            line=tables["landscape_1d"],
+            plane=tables["landscape_2d"],
+            sharpness=tables["sharpness"],
+        ),
         "pipeline",
     }
     names = set(build_figures(tables))
@@ -96,9 +106,12 @@ def test_partly_finished_run_exports_what_it_has_and_says_what_is_missing(
 
 def test_finished_stage_without_an_optional_table_is_not_reported(tmp_path: Path) -> None:
     # A probe study without `mix: true` writes no probe_summary: nothing is missing.
-    run = _write_run(tmp_path, "pos/20260101-000000",
-                     _manifest("pos", "complete", {"probe": "done"}, {"probe": {}}),
-                     {"probe": _probe_rows(0.0)})
+    run = _write_run(
+        tmp_path,
+        "pos/20260101-000000",
+        _manifest("pos", "complete", {"probe": "done"}, {"probe": {}}),
+        {"probe": _probe_rows(0.0)},
+    )
     result = export_run(run, formats="html", out=tmp_path / "out")
     assert result.skipped == {}
     assert result.figures == ["layerwise_upos", "layerwise_ner_conll2003"]
@@ -116,7 +129,9 @@ def test_formats_are_checked_with_a_suggestion() -> None:
 
 
 def test_bad_run_path_is_one_line_and_exit_code_2(
-    runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    runs_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def check(args: list[str], *needles: str) -> None:
@@ -133,14 +148,22 @@ def test_bad_run_path_is_one_line_and_exit_code_2(
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 def test_export_writes_pdf_and_svg_of_every_figure(tmp_path: Path) -> None:
     # A probe run (curves + summary): five figures, ten files in one kaleido call.
-    run = _write_run(tmp_path, "pipeline/20260101-000000",
-                     _manifest("pipeline", "complete", {"probe": "done"}, {"probe": {}}),
-                     {"probe": _probe_rows(0.0), "probe_summary": _summary_rows(0.0)})
+    run = _write_run(
+        tmp_path,
+        "pipeline/20260101-000000",
+        _manifest("pipeline", "complete", {"probe": "done"}, {"probe": {}}),
+        {"probe": _probe_rows(0.0), "probe_summary": _summary_rows(0.0)},
+    )
     result = run_cli("export", str(run), "--format", "pdf,svg")
     assert result.returncode == 0, result.stderr
     folder = run / "figures" / "paper"
-    expected = {"layerwise_upos", "layerwise_ner_conll2003", "pipeline", "mix_weights_minilm",
-                "mix_weights_minilm-scratch"}
+    expected = {
+        "layerwise_upos",
+        "layerwise_ner_conll2003",
+        "pipeline",
+        "mix_weights_minilm",
+        "mix_weights_minilm-scratch",
+    }
     assert {p.name for p in folder.iterdir()} == {
         f"{name}.{fmt}" for name in expected for fmt in ("pdf", "svg")
     }

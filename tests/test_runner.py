@@ -94,6 +94,24 @@ def test_test_accuracy_beats_majority_and_control_on_real_data(two_runs) -> None
     assert ((ci.ci_low <= ci.value) & (ci.value <= ci.ci_high)).all()
 
 
+def test_seeds_share_the_task_fit_and_draw_their_own_control_tasks(
+    tiny_model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    path = _study(tmp_path, tiny_model_dir, name="tiny_pos_seeds")
+    study = yaml.safe_load(path.read_text())
+    study["probe"]["seeds"] = [0, 1]
+    path.write_text(yaml.safe_dump(study))
+    run_dir, log = _run(path, tmp_path / "runs")
+    assert log.count("upos probe: fitted") == 1  # the task fit does not depend on the seed
+    assert log.count("upos control: fitted") == 2
+    table = pd.read_parquet(run_dir / "results" / "probe.parquet")
+    acc = table[(table.metric == "accuracy") & (table.probe == "linear") & (table.split == "test")]
+    by_seed = acc.pivot_table(index=["control", "layer"], columns="seed", values="value")
+    task, control = by_seed.loc["task"], by_seed.loc["control"]
+    assert (task[0] == task[1]).all()
+    assert (control[0] != control[1]).any()
+
+
 def test_sigterm_marks_the_run_interrupted(
     tiny_model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,8 +22,18 @@ from probe.training.pretrain import build_pretrain
 
 WORDS = {
     "animals": ["cat", "dog", "horse", "bird", "fish", "lion", "tiger", "mouse", "cow", "sheep"],
-    "cities": ["paris", "london", "berlin", "rome", "madrid", "vienna", "prague", "oslo",
-               "lisbon", "dublin"],
+    "cities": [
+        "paris",
+        "london",
+        "berlin",
+        "rome",
+        "madrid",
+        "vienna",
+        "prague",
+        "oslo",
+        "lisbon",
+        "dublin",
+    ],
     "food": ["bread", "cheese", "apple", "rice", "soup", "pasta", "salad", "cake", "pear", "plum"],
 }
 VERBS = ["sees", "likes", "finds", "meets", "follows", "visits"]
@@ -45,10 +55,24 @@ def write_corpus(path: Path, n_docs: int = 24, seed: int = 0) -> Path:
 
 
 def tiny_pretrain(corpus: Path, **overrides) -> PretrainJob:
-    values = {"name": "tiny", "kind": "pretrain", "corpus": str(corpus), "steps": 6,
-              "batch_size": 8, "lr": 1e-3, "max_length": 32, "d_model": 32, "n_layers": 2,
-              "n_heads": 2, "d_ff": 64, "max_position_embeddings": 64, "vocab_size": 100,
-              "save_steps": [3], "eval_examples": 16, "log_every": 2}
+    values = {
+        "name": "tiny",
+        "kind": "pretrain",
+        "corpus": str(corpus),
+        "steps": 6,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "max_length": 32,
+        "d_model": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "d_ff": 64,
+        "max_position_embeddings": 64,
+        "vocab_size": 100,
+        "save_steps": [3],
+        "eval_examples": 16,
+        "log_every": 2,
+    }
     values.update(overrides)
     return PretrainJob(**values)
 
@@ -63,8 +87,11 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def _curves(history: list[dict]) -> list[tuple]:
-    return [(r["step"], r["split"], r["metric"], r["value"]) for r in history
-            if r["metric"] != "tokens_per_s"]
+    return [
+        (r["step"], r["split"], r["metric"], r["value"])
+        for r in history
+        if r["metric"] != "tokens_per_s"
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -80,8 +107,20 @@ def _one_thread():
 def write_sst2(folder: Path, n_train: int = 240, n_dev: int = 80, seed: int = 0) -> Path:
     """A fake ``sst2_glue`` dataset whose label is the sentiment word in each sentence."""
     rng = np.random.default_rng(seed)
-    filler = ["the", "a", "movie", "film", "plot", "actors", "story", "was", "is", "very",
-              "quite", "rather"]
+    filler = [
+        "the",
+        "a",
+        "movie",
+        "film",
+        "plot",
+        "actors",
+        "story",
+        "was",
+        "is",
+        "very",
+        "quite",
+        "rather",
+    ]
     good, bad = ["good", "great", "fine", "nice"], ["bad", "awful", "poor", "dull"]
     root = folder / "sst2_glue"
     root.mkdir(parents=True)
@@ -113,8 +152,10 @@ def test_pairs_are_half_true_continuations_and_half_from_other_documents(corpus:
             assert len(inst.a) + len(inst.b) <= 64 - 3
             joined = np.concatenate([inst.a, inst.b])
             if not inst.is_random_next:  # A then B is a contiguous stretch of the chunk
-                assert any(np.array_equal(joined, own[k : k + len(joined)])
-                           for k in range(len(own) - len(joined) + 1))
+                assert any(
+                    np.array_equal(joined, own[k : k + len(joined)])
+                    for k in range(len(own) - len(joined) + 1)
+                )
     assert 0.4 < np.mean(labels) < 0.6
     # the same (epoch, chunk) always gives the same pair; another epoch usually another one
     assert np.array_equal(pairs(1, 5).a, pairs(1, 5).a)
@@ -153,11 +194,19 @@ def test_unigram_entropy_is_the_baseline_an_untrained_model_starts_above(corpus:
 
 def test_no_weight_decay_on_biases_and_layernorms_and_the_head_has_its_own_rate() -> None:
     torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, num_labels=2))
-    groups = param_groups(model, lr=1e-4, weight_decay=0.1, head_lr=1e-2,
-                          head_prefixes=("classifier.",))
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            num_labels=2,
+        )
+    )
+    groups = param_groups(
+        model, lr=1e-4, weight_decay=0.1, head_lr=1e-2, head_prefixes=("classifier.",)
+    )
     by_name = {id(p): n for n, p in model.named_parameters()}
     for group in groups:
         names = [by_name[id(p)] for p in group["params"]]
@@ -173,9 +222,15 @@ def test_no_weight_decay_on_biases_and_layernorms_and_the_head_has_its_own_rate(
 
 
 def test_freezing_k_layers_counts_the_embeddings_as_layer_zero() -> None:
-    model = BertForSequenceClassification(BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-        intermediate_size=32))
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    )
     assert freeze_lowest_layers(model, 2) == ["embed", "layers.1.output"]
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert any(n.startswith("bert.embeddings.") for n in frozen)
@@ -236,8 +291,11 @@ def test_resume_refuses_a_checkpoint_of_another_architecture(corpus: Path, tmp_p
     resume_from = find_resume_point(tmp_path)
     wider = tiny_pretrain(corpus, steps=3, save_steps=[], d_model=48, n_heads=2)
     objective = build_pretrain(wider, seed=0, tokenizer=AutoTokenizer.from_pretrained(resume_from))
-    with pytest.raises(StudyError, match=r"architecture does not match \(hidden_size: 32 in "
-                                         r"checkpoint, 48 in study"):
+    with pytest.raises(
+        StudyError,
+        match=r"architecture does not match \(hidden_size: 32 in "
+        r"checkpoint, 48 in study",
+    ):
         train_job(wider, objective, job_dir=tmp_path, seed=0, resume_from=resume_from)
     changed = tiny_pretrain(corpus, steps=3, save_steps=[], lr=5e-4)
     tokenizer = AutoTokenizer.from_pretrained(resume_from)
@@ -256,9 +314,13 @@ def _context(study: dict, tmp_path: Path, run_dir: Path | None = None):
 
     parsed = parse_study(study)
     parsed.train.check(parsed)
-    ctx = RunContext(study=parsed, run_dir=run_dir or create_run_dir(parsed, tmp_path / "runs"),
-                     device=torch.device("cpu"), cache=FeatureCache(tmp_path / "cache"),
-                     console=Console(quiet=True))
+    ctx = RunContext(
+        study=parsed,
+        run_dir=run_dir or create_run_dir(parsed, tmp_path / "runs"),
+        device=torch.device("cpu"),
+        cache=FeatureCache(tmp_path / "cache"),
+        console=Console(quiet=True),
+    )
     ctx.start()
     return ctx
 
@@ -269,16 +331,31 @@ def test_stage_pretrains_then_finetunes_from_the_checkpoint_and_writes_tidy_curv
     from probe.training.stage import run_training
 
     monkeypatch.setenv("PROBE_DATA_DIR", str(write_sst2(tmp_path / "data")))
-    finetune = {"kind": "finetune", "task": "sst2", "steps": 60, "batch_size": 16, "lr": 3e-3,
-                "warmup_ratio": 0.0, "eval_every": 30}
+    finetune = {
+        "kind": "finetune",
+        "task": "sst2",
+        "steps": 60,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "warmup_ratio": 0.0,
+        "eval_every": 30,
+    }
     study = {
-        "name": "t", "seed": 3, "figures": ["html"],
+        "name": "t",
+        "seed": 3,
+        "figures": ["html"],
         "models": [{"spec": "trained:tiny@0", "name": "step-0"}, "trained:tiny"],
         "train": [
             tiny_pretrain(corpus, steps=4, save_steps=[2]).model_dump(),
             {**finetune, "name": "cls-pretrained", "model": str(tiny_model_dir)},
-            {**finetune, "name": "cls-frozen", "model": str(tiny_model_dir), "freeze_layers": 3,
-             "head_lr": 1e-2, "steps": 2},
+            {
+                **finetune,
+                "name": "cls-frozen",
+                "model": str(tiny_model_dir),
+                "freeze_layers": 3,
+                "head_lr": 1e-2,
+                "steps": 2,
+            },
             {**finetune, "name": "cls-from-tiny", "model": "trained:tiny", "steps": 2},
         ],
     }
@@ -298,8 +375,9 @@ def test_stage_pretrains_then_finetunes_from_the_checkpoint_and_writes_tidy_curv
     assert tiny.loc[tiny["metric"] == "unigram_entropy", "step"].isna().all()
 
     def dev_accuracy(job: str) -> float:
-        rows = table[(table["model"] == job) & (table["split"] == "dev")
-                     & (table["metric"] == "accuracy")]
+        rows = table[
+            (table["model"] == job) & (table["split"] == "dev") & (table["metric"] == "accuracy")
+        ]
         return float(rows.sort_values("step")["value"].iloc[-1])
 
     assert dev_accuracy("cls-pretrained") > 0.9  # the sentiment word decides the label
@@ -326,9 +404,17 @@ def test_a_resumed_run_skips_finished_jobs_and_keeps_their_curves(
 ) -> None:
     from probe.training.stage import run_training
 
-    study = {"name": "t", "figures": ["html"], "train": {"figures": False, "jobs": [
-        tiny_pretrain(corpus, name="a", steps=2, save_steps=[]).model_dump(),
-        tiny_pretrain(corpus, name="b", steps=4, save_steps=[2]).model_dump()]}}
+    study = {
+        "name": "t",
+        "figures": ["html"],
+        "train": {
+            "figures": False,
+            "jobs": [
+                tiny_pretrain(corpus, name="a", steps=2, save_steps=[]).model_dump(),
+                tiny_pretrain(corpus, name="b", steps=4, save_steps=[2]).model_dump(),
+            ],
+        },
+    }
     ctx = _context(study, tmp_path)
     import probe.training.stage as stage
 
@@ -350,10 +436,12 @@ def test_a_resumed_run_skips_finished_jobs_and_keeps_their_curves(
     ctx = _context(study, tmp_path, run_dir=ctx.run_dir)
     run_training(ctx)
     after = ctx.read_table("training")
-    assert (ctx.run_dir / "checkpoints" / "a" / "final" / "model.safetensors").stat().st_mtime_ns \
-        == final_a  # not retrained
-    b_loss = after[(after["model"] == "b") & (after["metric"] == "loss")
-                   & (after["split"] == "train")]
+    assert (
+        ctx.run_dir / "checkpoints" / "a" / "final" / "model.safetensors"
+    ).stat().st_mtime_ns == final_a  # not retrained
+    b_loss = after[
+        (after["model"] == "b") & (after["metric"] == "loss") & (after["split"] == "train")
+    ]
     assert list(b_loss["step"]) == [1, 2, 3, 4]
     a_rows = after[after["model"] == "a"].drop(columns=["study"]).reset_index(drop=True)
     a_before = before[before["model"] == "a"].drop(columns=["study"]).reset_index(drop=True)
@@ -370,17 +458,44 @@ def test_training_figure_compares_jobs_on_shared_panels_with_reference_lines() -
 
     rows = []
     for job, scale in (("pretrained", 1.0), ("scratch", 2.0)):
-        rows += [{"model": job, "task": "sst2", "split": "train", "metric": "loss", "step": s,
-                  "value": scale / s} for s in range(1, 101)]
-        rows += [{"model": job, "task": "sst2", "split": "dev", "metric": m, "step": s,
-                  "value": v / scale} for s in (0, 50, 100) for m, v in (("loss", 0.5),
-                                                                         ("accuracy", 0.9))]
-        rows.append({"model": job, "task": "sst2", "split": "dev", "metric": "majority_accuracy",
-                     "step": None, "value": 0.5})
+        rows += [
+            {
+                "model": job,
+                "task": "sst2",
+                "split": "train",
+                "metric": "loss",
+                "step": s,
+                "value": scale / s,
+            }
+            for s in range(1, 101)
+        ]
+        rows += [
+            {
+                "model": job,
+                "task": "sst2",
+                "split": "dev",
+                "metric": m,
+                "step": s,
+                "value": v / scale,
+            }
+            for s in (0, 50, 100)
+            for m, v in (("loss", 0.5), ("accuracy", 0.9))
+        ]
+        rows.append(
+            {
+                "model": job,
+                "task": "sst2",
+                "split": "dev",
+                "metric": "majority_accuracy",
+                "step": None,
+                "value": 0.5,
+            }
+        )
     table = pd.DataFrame(rows)
     fig = training_curves(table)
-    named = [t for t in fig.data
-             if t.showlegend is not False and t.name in ("pretrained", "scratch")]
+    named = [
+        t for t in fig.data if t.showlegend is not False and t.name in ("pretrained", "scratch")
+    ]
     assert [t.name for t in named] == ["pretrained", "scratch"]  # one legend entry per job
     assert len(fig.layout.annotations) == 3  # train loss, dev loss, dev accuracy panels
     references = [t for t in fig.data if t.name and "majority" in t.name]

@@ -15,25 +15,42 @@ PRETRAIN = {"name": "tiny", "kind": "pretrain", "steps": 100, "save_steps": [10,
 
 def test_named_sizes_follow_turc_et_al_and_fields_override_them() -> None:
     tiny = model_sizes(PretrainJob(**PRETRAIN))
-    assert tiny == {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-                    "intermediate_size": 512, "max_position_embeddings": 512}
+    assert tiny == {
+        "hidden_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 512,
+        "max_position_embeddings": 512,
+    }
     base = model_sizes(PretrainJob(**PRETRAIN, size="base"))
-    assert (base["hidden_size"], base["num_hidden_layers"], base["num_attention_heads"],
-            base["intermediate_size"]) == (768, 12, 12, 3072)
+    assert (
+        base["hidden_size"],
+        base["num_hidden_layers"],
+        base["num_attention_heads"],
+        base["intermediate_size"],
+    ) == (768, 12, 12, 3072)
     custom = model_sizes(PretrainJob(**PRETRAIN, size="mini", n_layers=3, d_ff=100))
     assert (custom["hidden_size"], custom["num_hidden_layers"], custom["intermediate_size"]) == (
-        256, 3, 100)
+        256,
+        3,
+        100,
+    )
 
 
 def test_every_problem_names_the_job_and_the_values() -> None:
     with pytest.raises(StudyError) as info:
-        parse_study({"name": "x", "train": [
-            {**PRETRAIN, "d_model": 100, "n_heads": 3},
-            {"name": "ft", "kind": "finetune", "model": "embedded:minilm", "task": "sst2"},
-            {"name": "ft2", "kind": "finetune", "model": "m", "task": "sts", "steps": 1},
-            {**PRETRAIN, "name": "p", "batch_size": 10, "grad_accum": 4},
-            {**PRETRAIN, "name": "q", "typo": 1},
-        ]})
+        parse_study(
+            {
+                "name": "x",
+                "train": [
+                    {**PRETRAIN, "d_model": 100, "n_heads": 3},
+                    {"name": "ft", "kind": "finetune", "model": "embedded:minilm", "task": "sst2"},
+                    {"name": "ft2", "kind": "finetune", "model": "m", "task": "sts", "steps": 1},
+                    {**PRETRAIN, "name": "p", "batch_size": 10, "grad_accum": 4},
+                    {**PRETRAIN, "name": "q", "typo": 1},
+                ],
+            }
+        )
     message = str(info.value)
     assert "d_model (100) must be divisible by n_heads (3)" in message
     assert "job 'ft': give exactly one of steps or epochs" in message
@@ -58,14 +75,26 @@ def test_check_catches_bad_checkpoint_references_before_any_training(tmp_path: P
     corpus = tmp_path / "c.txt"
     corpus.write_text("a b .\n\nc d .\n\ne f .\n")
     pretrain = {**PRETRAIN, "corpus": str(corpus)}
-    study = parse_study({
-        "name": "x",
-        "models": [{"spec": "trained:tiny@50", "name": "step-50"},
-                   {"spec": "trained:tiny@60", "name": "step-60"},
-                   {"spec": "trained:tiy", "name": "typo"}],
-        "train": [{"name": "ft", "kind": "finetune", "model": "trained:tiny", "task": "upos",
-                   "steps": 5}, pretrain],
-    })
+    study = parse_study(
+        {
+            "name": "x",
+            "models": [
+                {"spec": "trained:tiny@50", "name": "step-50"},
+                {"spec": "trained:tiny@60", "name": "step-60"},
+                {"spec": "trained:tiy", "name": "typo"},
+            ],
+            "train": [
+                {
+                    "name": "ft",
+                    "kind": "finetune",
+                    "model": "trained:tiny",
+                    "task": "upos",
+                    "steps": 5,
+                },
+                pretrain,
+            ],
+        }
+    )
     with pytest.raises(StudyError) as info:
         study.train.check(study)
     message = str(info.value)
@@ -76,12 +105,20 @@ def test_check_catches_bad_checkpoint_references_before_any_training(tmp_path: P
 
 
 def test_check_names_a_missing_corpus_and_a_wrong_split() -> None:
-    study = parse_study({"name": "x", "train": [
-        {**PRETRAIN, "corpus": "wikitext3"},
-        {**PRETRAIN, "name": "b", "train_split": "train"}]})
+    study = parse_study(
+        {
+            "name": "x",
+            "train": [
+                {**PRETRAIN, "corpus": "wikitext3"},
+                {**PRETRAIN, "name": "b", "train_split": "train"},
+            ],
+        }
+    )
     with pytest.raises(StudyError) as info:
         study.train.check(study)
     message = str(info.value)
-    assert ("'wikitext3' is neither a file, a folder nor a dataset; did you mean 'wikitext2'?"
-            in message)
+    assert (
+        "'wikitext3' is neither a file, a folder nor a dataset; did you mean 'wikitext2'?"
+        in message
+    )
     assert "train_split: wikitext2 has no split 'train'; it has dev, test" in message

@@ -8,8 +8,11 @@ import torch
 from probe.training.masking import IGNORE_INDEX, Masker
 from probe.training.wordpiece import wordpiece_tokenizer
 
-TEXT = ["the unbelievable lobsters were walking along the shore", "claws and antennae grow",
-        "walking lobsters grow unbelievable claws"] * 20
+TEXT = [
+    "the unbelievable lobsters were walking along the shore",
+    "claws and antennae grow",
+    "walking lobsters grow unbelievable claws",
+] * 20
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +21,13 @@ def tokenizer():
 
 
 def _batch(tokenizer, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
-    enc = tokenizer([TEXT[i % 3] for i in range(n)], [TEXT[(i + 1) % 3] for i in range(n)],
-                    padding=True, return_tensors="pt", return_special_tokens_mask=True)
+    enc = tokenizer(
+        [TEXT[i % 3] for i in range(n)],
+        [TEXT[(i + 1) % 3] for i in range(n)],
+        padding=True,
+        return_tensors="pt",
+        return_special_tokens_mask=True,
+    )
     return enc["input_ids"], enc["special_tokens_mask"]
 
 
@@ -27,7 +35,8 @@ def _batch(tokenizer, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
 def test_fifteen_percent_of_tokens_are_targets_split_80_10_10(tokenizer, whole_word: bool) -> None:
     ids, special = _batch(tokenizer)
     inputs, labels = Masker(tokenizer, 0.15, whole_word=whole_word)(
-        ids, special, torch.Generator().manual_seed(0))
+        ids, special, torch.Generator().manual_seed(0)
+    )
     targets = labels != IGNORE_INDEX
     assert torch.equal(labels[targets], ids[targets])
     assert targets.sum() / (~special.bool()).sum() == pytest.approx(0.15, abs=0.015)
@@ -46,7 +55,8 @@ def test_fifteen_percent_of_tokens_are_targets_split_80_10_10(tokenizer, whole_w
 def test_special_tokens_and_padding_are_never_targets(tokenizer, whole_word: bool) -> None:
     ids, special = _batch(tokenizer)
     _, labels = Masker(tokenizer, 0.5, whole_word=whole_word)(
-        ids, special, torch.Generator().manual_seed(1))
+        ids, special, torch.Generator().manual_seed(1)
+    )
     assert (labels[special.bool()] == IGNORE_INDEX).all()
 
 
@@ -55,10 +65,12 @@ def test_whole_word_masking_takes_every_piece_of_a_chosen_word(tokenizer) -> Non
     pieces = tokenizer.convert_ids_to_tokens(ids[0].tolist())
     assert any(p.startswith("##") for p in pieces), "the fixture needs multi-piece words"
     _, labels = Masker(tokenizer, 0.15, whole_word=True)(
-        ids, special, torch.Generator().manual_seed(2))
+        ids, special, torch.Generator().manual_seed(2)
+    )
     targets = labels != IGNORE_INDEX
-    continuation = torch.tensor([[p.startswith("##") for p in tokenizer.convert_ids_to_tokens(row)]
-                                 for row in ids.tolist()])
+    continuation = torch.tensor(
+        [[p.startswith("##") for p in tokenizer.convert_ids_to_tokens(row)] for row in ids.tolist()]
+    )
     # a continuation piece is a target exactly when the piece before it is
     inside = continuation[:, 1:]
     assert torch.equal(targets[:, 1:][inside], targets[:, :-1][inside])

@@ -34,11 +34,14 @@ for run in runs:
     manifest = run.manifest
     columns = st.columns(4)
     columns[0].metric("status", run.status)
-    columns[1].metric("device", str(manifest.get("device", "?")),
-                      help=str(manifest.get("device_name", "")))
+    columns[1].metric(
+        "device", str(manifest.get("device", "?")), help=str(manifest.get("device_name", ""))
+    )
     total = sum(run.seconds.values())
-    columns[2].metric("stage time", "–" if not run.seconds
-                      else f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s")
+    columns[2].metric(
+        "stage time",
+        "–" if not run.seconds else f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s",
+    )
     columns[3].metric("seed", str(manifest.get("seed", "?")))
     st.markdown(
         f"**study** {run.study or '?'} · **models** {', '.join(run.compared) or '?'} · "
@@ -54,7 +57,8 @@ for run in runs:
                 "planned": stage in run.planned,
                 "status": run.stages.get(stage, "not started" if stage in run.planned else ""),
                 "seconds": run.seconds.get(stage),
-                "note": "" if run.stages.get(stage) == "done" or stage not in run.planned
+                "note": ""
+                if run.stages.get(stage) == "done" or stage not in run.planned
                 else run.stage_note(stage),
             }
             for stage in STAGES
@@ -74,11 +78,25 @@ for run in runs:
             path = run.path / "results" / f"{name}.parquet"
             try:
                 frame = shared.read_table(run, name)
-                rows.append({"table": name, "rows": len(frame), "columns": frame.shape[1],
-                             "size": _size(path), "problem": ""})
+                rows.append(
+                    {
+                        "table": name,
+                        "rows": len(frame),
+                        "columns": frame.shape[1],
+                        "size": _size(path),
+                        "problem": "",
+                    }
+                )
             except RunError as exc:
-                rows.append({"table": name, "rows": None, "columns": None, "size": _size(path),
-                             "problem": str(exc)})
+                rows.append(
+                    {
+                        "table": name,
+                        "rows": None,
+                        "columns": None,
+                        "size": _size(path),
+                        "problem": str(exc),
+                    }
+                )
         if rows:
             st.dataframe(pd.DataFrame(rows), hide_index=True)
         else:
@@ -89,13 +107,16 @@ for run in runs:
         st.subheader("Versions")
         versions = manifest.get("versions") or {}
         if versions:
-            st.dataframe(pd.DataFrame(list(versions.items()), columns=["package", "version"]),
-                         hide_index=True)
+            st.dataframe(
+                pd.DataFrame(list(versions.items()), columns=["package", "version"]),
+                hide_index=True,
+            )
         st.subheader("Files")
         figures = sorted(p.name for p in (run.path / "figures").glob("*.*"))
         checkpoints = sorted(
             p.relative_to(run.path / "checkpoints").as_posix()
-            for p in (run.path / "checkpoints").glob("*/*") if p.is_dir()
+            for p in (run.path / "checkpoints").glob("*/*")
+            if p.is_dir()
         )
         logs = sorted(p.name for p in (run.path / "logs").glob("*"))
         st.markdown(

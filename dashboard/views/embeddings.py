@@ -21,11 +21,13 @@ if not scores.empty:
     columns = st.columns(3)
     task = columns[0].selectbox("Task", shared.options_of(scores, "task"), key="emb_task")
     splits = shared.options_of(scores[scores["task"] == task], "split")
-    split = columns[1].selectbox("Split", splits, index=splits.index("test") if "test" in splits
-                                 else 0, key="emb_split")
+    split = columns[1].selectbox(
+        "Split", splits, index=splits.index("test") if "test" in splits else 0, key="emb_split"
+    )
     metric = columns[2].selectbox("Metric", shared.options_of(scores, "metric"), key="emb_metric")
-    part = scores[(scores["task"] == task) & (scores["split"] == split)
-                  & (scores["metric"] == metric)]
+    part = scores[
+        (scores["task"] == task) & (scores["split"] == split) & (scores["metric"] == metric)
+    ]
     fit_on = part["fit_on"].astype("string") if "fit_on" in part else None
     variant = part["control"].astype("string")
     if fit_on is not None and fit_on.dropna().nunique() > 1:

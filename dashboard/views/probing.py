@@ -24,12 +24,14 @@ figures = shared.figures_of("probe", {"probe": probe[probe["task"].isin(chosen)]
 shared.show_figures(figures, key="probe")
 
 with st.expander("Numbers by layer (mean over seeds)"):
-    linear = probe[(probe["probe"] == "linear") & (probe["split"] == split)
-                   & probe["task"].isin(chosen)]
+    linear = probe[
+        (probe["probe"] == "linear") & (probe["split"] == split) & probe["task"].isin(chosen)
+    ]
     wide = (
         linear.assign(series=linear["control"].astype("string") + " " + linear["metric"])
-        .pivot_table(index=["model", "task", "layer"], columns="series", values="value",
-                     aggfunc="mean")
+        .pivot_table(
+            index=["model", "task", "layer"], columns="series", values="value", aggfunc="mean"
+        )
         .reset_index()
     )
     st.dataframe(wide, hide_index=True)

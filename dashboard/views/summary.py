@@ -16,8 +16,7 @@ st.caption(
 )
 figures = shared.figures_of("summary", tables)
 shared.show_figures({k: v for k, v in figures.items() if k == "pipeline"}, key="summary")
-shared.show_figures({k: v for k, v in figures.items() if k != "pipeline"}, key="summary",
-                    per_row=2)
+shared.show_figures({k: v for k, v in figures.items() if k != "pipeline"}, key="summary", per_row=2)
 
 scalar = summary[summary["metric"].isin(["center_of_gravity", "expected_layer"])]
 if not scalar.empty:

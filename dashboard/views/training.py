@@ -14,7 +14,11 @@ training = tables["training"]
 
 window = st.number_input(
     "Smoothing window of train curves (steps; 0 = about 1/50 of the steps)",
-    min_value=0, max_value=10_000, value=0, step=1, key="train_smooth",
+    min_value=0,
+    max_value=10_000,
+    value=0,
+    step=1,
+    key="train_smooth",
 )
 smooth = int(window) or None
 shared.show_figures(shared.figures_of("training", tables, smooth=smooth), key="training")
@@ -25,15 +29,18 @@ choices = [f"{row.split} {row.metric}" for row in curves.itertuples()]
 if choices:
     columns = st.columns([2, 3])
     which = columns[0].selectbox(
-        "Curve", choices, index=choices.index("train loss") if "train loss" in choices else 0,
+        "Curve",
+        choices,
+        index=choices.index("train loss") if "train loss" in choices else 0,
         key="train_curve",
     )
     models = shared.options_of(training, "model")
     picked = columns[1].multiselect("Jobs", models, default=models, key="train_jobs")
     split, metric = which.split(" ", 1)
     try:
-        figure = loss_curves(training, metric=metric, split=split, models=picked or None,
-                             smooth=smooth or 1)
+        figure = loss_curves(
+            training, metric=metric, split=split, models=picked or None, smooth=smooth or 1
+        )
     except Exception as exc:  # keep the page alive on an odd table
         st.error(f"Could not draw {which}: {type(exc).__name__}: {exc}")
     else:

@@ -55,7 +55,8 @@ def _check_fit_corpus(value: str) -> str:
     allowed = FIT_CORPORA[name][1]
     if split not in allowed:
         raise ValueError(
-            f"{value!r}: split must be one of {', '.join(allowed)}, e.g. {name}:{allowed[0]}")
+            f"{value!r}: split must be one of {', '.join(allowed)}, e.g. {name}:{allowed[0]}"
+        )
     return value
 
 

@@ -63,7 +63,8 @@ class _Corpora:
     sentences: list[str] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
-        default_factory=dict)  # (task, split) -> (rows of sentence1, rows of sentence2, gold)
+        default_factory=dict
+    )  # (task, split) -> (rows of sentence1, rows of sentence2, gold)
     fit: dict[str, np.ndarray] = field(default_factory=dict)  # fit corpus -> rows (duplicates kept)
 
     def rows(self, sentences: list[str] | tuple[str, ...]) -> np.ndarray:
@@ -92,11 +93,15 @@ def _load_corpora(section: EmbeddingsSection, seed: int) -> _Corpora:
                 continue
             data = load_sts(task, split, section.limit)
             corpora.pairs[(task, split)] = (
-                corpora.rows(data.sentences1), corpora.rows(data.sentences2), data.scores)
+                corpora.rows(data.sentences1),
+                corpora.rows(data.sentences2),
+                data.scores,
+            )
         if "target" in section.fit_on:
             # BERT-whitening's "target" setting: both sides of every pair of every split.
             corpora.fit[f"target:{task}"] = np.concatenate(
-                [np.concatenate(corpora.pairs[(task, s)][:2]) for s in _ALL_SPLITS])
+                [np.concatenate(corpora.pairs[(task, s)][:2]) for s in _ALL_SPLITS]
+            )
     rng = np.random.default_rng(seed)
     for corpus in section.fit_on:
         if corpus == "target":
@@ -168,9 +173,14 @@ def _base_vectors(
 
         def fill(out: np.ndarray) -> None:
             encode_sentences(
-                encoder.model, encoder.tokenizer, sentences, features,
-                batch_tokens=section.batch_tokens, max_length=section.max_length,
-                precision=ctx.study.precision, out=out,
+                encoder.model,
+                encoder.tokenizer,
+                sentences,
+                features,
+                batch_tokens=section.batch_tokens,
+                max_length=section.max_length,
+                precision=ctx.study.precision,
+                out=out,
                 progress=lambda n: bar.advance(job, n),
             )
 
@@ -241,19 +251,24 @@ def _score_pooling(
         pairs = {split: corpora.pairs[(task, split)] for split in section.splits}
         # The task's sentences, each transformed once; pairs index into them by position.
         task_rows = np.unique(np.concatenate([np.concatenate(p[:2]) for p in pairs.values()]))
-        local = {split: (np.searchsorted(task_rows, first), np.searchsorted(task_rows, second),
-                         gold) for split, (first, second, gold) in pairs.items()}
+        local = {
+            split: (np.searchsorted(task_rows, first), np.searchsorted(task_rows, second), gold)
+            for split, (first, second, gold) in pairs.items()
+        }
         for variant, corpus, Y in _transformed(vectors, task_rows, corpora, section, task, fitted):
             for split, (first, second, gold) in local.items():
                 common = {"task": task, "split": split, "control": variant, "fit_on": corpus}
                 scores = sts_scores(Y[first], Y[second], gold)
-                rows += [{**common, "metric": m, "value": v, "n": len(gold)}
-                         for m, v in scores.items()]
+                rows += [
+                    {**common, "metric": m, "value": v, "n": len(gold)} for m, v in scores.items()
+                ]
                 if split in section.isotropy_splits:
                     unique = np.unique(np.concatenate([first, second]))
                     measures = isotropy(Y[unique], section.isotropy_top_k)
-                    rows += [{**common, "metric": m, "value": v, "n": len(unique)}
-                             for m, v in measures.items()]
+                    rows += [
+                        {**common, "metric": m, "value": v, "n": len(unique)}
+                        for m, v in measures.items()
+                    ]
     return rows
 
 
@@ -269,18 +284,28 @@ def _summary(ctx: RunContext, table: pd.DataFrame) -> None:
     assert section is not None
     task = section.tasks[0]
     split = "test" if "test" in section.splits else section.splits[-1]
-    picked = table[(table.task == task) & (table.split == split) & (table.metric == "spearman")
-                   & table.headline]
+    picked = table[
+        (table.task == task)
+        & (table.split == split)
+        & (table.metric == "spearman")
+        & table.headline
+    ]
     if picked.empty:
         return
-    label = picked.control.where(picked.fit_on.isna() | (len(section.fit_on) == 1),
-                                 picked.control + " (" + picked.fit_on.fillna("") + ")")
-    wide = (picked.assign(variant=label)
-            .pivot_table(index=["pooling", "variant"], columns="model", values="value",
-                         sort=False))
+    label = picked.control.where(
+        picked.fit_on.isna() | (len(section.fit_on) == 1),
+        picked.control + " (" + picked.fit_on.fillna("") + ")",
+    )
+    wide = picked.assign(variant=label).pivot_table(
+        index=["pooling", "variant"], columns="model", values="value", sort=False
+    )
     models = [m.label for m in ctx.study.models if m.label in wide.columns]
-    view = Table("pooling", "whitening", *models,
-                 title=f"{task} {split}: Spearman x 100 of cosine similarity")
+    view = Table(
+        "pooling",
+        "whitening",
+        *models,
+        title=f"{task} {split}: Spearman x 100 of cosine similarity",
+    )
     for (pooling, variant), values in wide.iterrows():
         view.add_row(pooling, variant, *(f"{values[m]:.2f}" for m in models))
     ctx.console.print(view)
@@ -317,12 +342,19 @@ def run_embeddings(ctx: RunContext) -> None:
         for pooling, headline in poolings:
             vectors = pool(base, features, pooling)
             for row in _score_pooling(vectors, corpora, section):
-                rows.append({
-                    "model": label, "checkpoint": _checkpoint(entry.spec), "probe": pooling.name,
-                    "layer": pooling.layer, "seed": study.seed, "pooling": pooling.spec,
-                    "layers": "+".join(map(str, pooling.layers)) or None, "headline": headline,
-                    **row,
-                })
+                rows.append(
+                    {
+                        "model": label,
+                        "checkpoint": _checkpoint(entry.spec),
+                        "probe": pooling.name,
+                        "layer": pooling.layer,
+                        "seed": study.seed,
+                        "pooling": pooling.spec,
+                        "layers": "+".join(map(str, pooling.layers)) or None,
+                        "headline": headline,
+                        **row,
+                    }
+                )
         ctx.console.print(
             f"  {label}: scored {len(poolings)} poolings x {len(section.whitening)} variants in "
             f"{time.perf_counter() - start:.1f} s"
@@ -335,4 +367,3 @@ def run_embeddings(ctx: RunContext) -> None:
     table = ctx.read_table(TABLE)
     _summary(ctx, table)
     ctx.save_figures(embeddings_figures(table))
-

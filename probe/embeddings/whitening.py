@@ -137,7 +137,8 @@ class Whitening:
         else:
             if self.n_components is not None:
                 raise ValueError(
-                    "centering (whiten=False) keeps every dimension; drop n_components")
+                    "centering (whiten=False) keeps every dimension; drop n_components"
+                )
             mean = X.mean(axis=0)
             components = kernel = np.eye(X.shape[1])
             variance = np.var(X, axis=0, ddof=1) if len(X) > 1 else np.zeros(X.shape[1])
@@ -155,9 +156,7 @@ class Whitening:
             raise RuntimeError("this Whitening is not fitted yet; call fit(X) first")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X must have shape (n_samples, {self.n_features_in_}), got {X.shape}"
-            )
+            raise ValueError(f"X must have shape (n_samples, {self.n_features_in_}), got {X.shape}")
         centered = X - self.mean_
         return centered if not self.whiten else centered @ self.kernel_
 

@@ -24,8 +24,12 @@ __all__ = ["embeddings_figures", "isotropy_bars", "layer_curves", "sts_bars"]
 Style = Literal["screen", "paper"]
 _HATCHES = ("", "/", ".", "x", "\\")
 _TASK_NAMES = {"stsb": "STS-B", "sickr": "SICK-R"}
-_METRIC_NAMES = {"spearman": "Spearman x 100", "pearson": "Pearson x 100",
-                 "avg_cosine": "average cosine", "top1_variance_share": "top-1 PC variance share"}
+_METRIC_NAMES = {
+    "spearman": "Spearman x 100",
+    "pearson": "Pearson x 100",
+    "avg_cosine": "average cosine",
+    "top1_variance_share": "top-1 PC variance share",
+}
 
 
 def _in_order(values: pd.Series) -> list:
@@ -47,9 +51,7 @@ def _metric_name(metric: str) -> str:
     return _METRIC_NAMES.get(metric, metric)
 
 
-def _bars(
-    frame: pd.DataFrame, metrics: Sequence[str], title: str, style: Style
-) -> go.Figure:
+def _bars(frame: pd.DataFrame, metrics: Sequence[str], title: str, style: Style) -> go.Figure:
     """Grouped bars: rows = metrics, columns = models, x = pooling, colour = whitening variant,
     hatching = fit corpus (so that many variant x corpus pairs stay distinguishable)."""
     frame = frame.assign(variant=_variant_labels(frame))
@@ -60,14 +62,22 @@ def _bars(
     corpora = _in_order(frame["fit_on"])
     first = frame.drop_duplicates("variant").set_index("variant")
     looks = {
-        v: (color_for(controls.index(first.at[v, "control"])),
-            "" if pd.isna(first.at[v, "fit_on"]) else _HATCHES[corpora.index(first.at[v, "fit_on"])
-                                                                % len(_HATCHES)])
+        v: (
+            color_for(controls.index(first.at[v, "control"])),
+            ""
+            if pd.isna(first.at[v, "fit_on"])
+            else _HATCHES[corpora.index(first.at[v, "fit_on"]) % len(_HATCHES)],
+        )
         for v in variants
     }
     fig = make_subplots(
-        rows=len(metrics), cols=len(models), shared_yaxes="rows", shared_xaxes=True,
-        column_titles=models, horizontal_spacing=0.02, vertical_spacing=0.08,
+        rows=len(metrics),
+        cols=len(models),
+        shared_yaxes="rows",
+        shared_xaxes=True,
+        column_titles=models,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.08,
     )
     for r, metric in enumerate(metrics, start=1):
         for c, model in enumerate(models, start=1):
@@ -77,14 +87,17 @@ def _bars(
                 color, hatch = looks[variant]
                 fig.add_trace(
                     go.Bar(
-                        x=poolings, y=[values.get(p) for p in poolings], name=variant,
+                        x=poolings,
+                        y=[values.get(p) for p in poolings],
+                        name=variant,
                         marker={"color": color, "pattern": {"shape": hatch}},
                         legendgroup=variant,
                         showlegend=r == 1 and c == 1,
                         hovertemplate=f"{model}<br>%{{x}}, {variant}<br>{metric} %{{y:.3f}}"
-                                      "<extra></extra>",
+                        "<extra></extra>",
                     ),
-                    row=r, col=c,
+                    row=r,
+                    col=c,
                 )
         fig.update_yaxes(title_text=_metric_name(metric), row=r, col=1)
     fig.update_layout(barmode="group", title=title, legend_title_text="whitening")
@@ -116,8 +129,9 @@ def isotropy_bars(
     style: Style = "screen",
 ) -> go.Figure:
     """Isotropy of the sentence vectors of one split before and after each transform."""
-    frame = table[(table["task"] == task) & (table["split"] == split)
-                  & table["metric"].isin(list(metrics))]
+    frame = table[
+        (table["task"] == task) & (table["split"] == split) & table["metric"].isin(list(metrics))
+    ]
     if "headline" in frame:
         frame = frame[frame["headline"].astype(bool)]
     metrics = [m for m in metrics if (frame["metric"] == m).any()]
@@ -135,32 +149,49 @@ def layer_curves(
     style: Style = "screen",
 ) -> go.Figure:
     """STS correlation of one pooling kind at each layer 0..L: a panel per task, line per model."""
-    frame = table[(table["probe"] == probe) & table["layer"].notna() & (table["split"] == split)
-                  & (table["metric"] == metric) & table["control"].isin(list(controls))]
+    frame = table[
+        (table["probe"] == probe)
+        & table["layer"].notna()
+        & (table["split"] == split)
+        & (table["metric"] == metric)
+        & table["control"].isin(list(controls))
+    ]
     frame = frame.assign(variant=_variant_labels(frame))
     tasks = _in_order(frame["task"])
     models = _in_order(frame["model"])
     variants = _in_order(frame["variant"])
-    fig = make_subplots(rows=1, cols=max(len(tasks), 1), shared_yaxes=True,
-                        column_titles=[_TASK_NAMES.get(t, t) for t in tasks],
-                        horizontal_spacing=0.04)
+    fig = make_subplots(
+        rows=1,
+        cols=max(len(tasks), 1),
+        shared_yaxes=True,
+        column_titles=[_TASK_NAMES.get(t, t) for t in tasks],
+        horizontal_spacing=0.04,
+    )
     dashes = ("solid", "dash", "dot", "dashdot")
     for c, task in enumerate(tasks, start=1):
         for m, model in enumerate(models):
             for v, variant in enumerate(variants):
-                line = frame[(frame["task"] == task) & (frame["model"] == model)
-                             & (frame["variant"] == variant)].sort_values("layer")
+                line = frame[
+                    (frame["task"] == task)
+                    & (frame["model"] == model)
+                    & (frame["variant"] == variant)
+                ].sort_values("layer")
                 if line.empty:
                     continue
                 name = f"{model}, {variant}"
                 fig.add_trace(
                     go.Scatter(
-                        x=line["layer"].astype(int), y=line["value"], mode="lines+markers",
-                        name=name, legendgroup=name, showlegend=c == 1,
+                        x=line["layer"].astype(int),
+                        y=line["value"],
+                        mode="lines+markers",
+                        name=name,
+                        legendgroup=name,
+                        showlegend=c == 1,
                         line={"color": color_for(m), "dash": dashes[v % len(dashes)]},
                         hovertemplate=f"{name}<br>layer %{{x}}: %{{y:.2f}}<extra></extra>",
                     ),
-                    row=1, col=c,
+                    row=1,
+                    col=c,
                 )
         fig.update_xaxes(title_text="layer (0 = embeddings)", dtick=1, row=1, col=c)
     fig.update_yaxes(title_text=_metric_name(metric), row=1, col=1)
@@ -181,11 +212,13 @@ def embeddings_figures(table: pd.DataFrame, *, style: Style = "screen") -> dict[
         if layered[layered["probe"] == probe]["layer"].nunique() > 1:
             suffix = "" if probe == "mean" else f"_{probe}"
             figures[f"embeddings_layers{suffix}"] = layer_curves(
-                table, probe=probe, split=split, style=style)
+                table, probe=probe, split=split, style=style
+            )
     iso = table[table["metric"] == "avg_cosine"]
     if not iso.empty:
         task = "stsb" if (iso["task"] == "stsb").any() else iso["task"].iloc[0]
         iso_split = "test" if (iso["split"] == "test").any() else iso["split"].iloc[0]
-        figures["embeddings_isotropy"] = isotropy_bars(table, task=task, split=iso_split,
-                                                       style=style)
+        figures["embeddings_isotropy"] = isotropy_bars(
+            table, task=task, split=iso_split, style=style
+        )
     return figures

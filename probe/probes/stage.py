@@ -250,6 +250,27 @@ def _fit_probe(
     return probe
 
 
+def _probe_kwargs(ctx: RunContext, task: TaskData) -> dict:
+    section = ctx.study.probe
+    assert section is not None
+    kwargs = {
+        "n_classes": len(task.label_names),
+        "standardize": section.standardize,
+        "device": ctx.device,
+    }
+    if section.C is not None:
+        kwargs["Cs"] = tuple(section.C)
+    return kwargs
+
+
+def fit_task_probe(
+    ctx: RunContext, task: TaskData, X: dict[str, np.ndarray]
+) -> LayerwiseLogisticRegression:
+    """The all-layer probe of ``task``'s own labels (C chosen on dev)."""
+    y = {s: task.splits[s].labels for s in X}
+    return _fit_probe(ctx, f"{task.name} probe", _probe_kwargs(ctx, task), X, y)
+
+
 def probe_task(
     ctx: RunContext,
     task: TaskData,
@@ -257,24 +278,24 @@ def probe_task(
     layers: Sequence[int],
     seed: int,
     model_label: str,
+    probe: LayerwiseLogisticRegression | None = None,
 ) -> list[dict]:
-    """Fit task, control and majority probes for one seed; tidy rows for dev and test."""
+    """Fit task, control and majority probes for one seed; tidy rows for dev and test.
+
+    ``probe``: the task probe already fitted on these features. The task fit does not depend on
+    the seed (a convex objective solved from zero weights), so callers looping over seeds fit it
+    once and pass it in; only the control task, the bootstrap and the mix subsample vary by seed.
+    """
     section = ctx.study.probe
     assert section is not None
     y = {s: task.splits[s].labels for s in X}
     types = {s: word_types(task.splits[s]) for s in X}
-    n_classes = len(task.label_names)
-    kwargs = {
-        "n_classes": n_classes,
-        "standardize": section.standardize,
-        "device": ctx.device,
-    }
-    if section.C is not None:
-        kwargs["Cs"] = tuple(section.C)
+    kwargs = _probe_kwargs(ctx, task)
     common = {"model": model_label, "task": task.name}
     rows: list[dict] = []
 
-    probe = _fit_probe(ctx, f"{task.name} probe", kwargs, X, y)
+    if probe is None:
+        probe = fit_task_probe(ctx, task, X)
     task_pred = {s: probe.predict(X[s]) for s in EVAL_SPLITS}
     for s in EVAL_SPLITS:
         rows += _rows_for(
@@ -559,10 +580,11 @@ def run_probes(ctx: RunContext) -> None:
                 feats = split_features(ctx, encoder, split, layers, f"{task.name}/{split_name}")
                 X[split_name] = probe_inputs(task, split, feats, section)
             start = time.perf_counter()
+            task_probe = fit_task_probe(ctx, task, X)
             for seed in section.seeds:
                 rows += [
                     {**row, "checkpoint": checkpoint}
-                    for row in probe_task(ctx, task, X, layers, seed, entry.label)
+                    for row in probe_task(ctx, task, X, layers, seed, entry.label, task_probe)
                 ]
             ctx.console.print(
                 f"  {task.name}: probes fitted on {len(layers)} layers x {len(section.seeds)} "

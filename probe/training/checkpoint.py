@@ -69,8 +69,11 @@ def check_architecture(saved: dict[str, Any], current: dict[str, Any], where: st
     StudyError
         Naming every differing field with both values.
     """
-    diffs = [f"{k}: {saved.get(k)!r} in checkpoint, {current.get(k)!r} in study"
-             for k in ARCHITECTURE_KEYS if saved.get(k) != current.get(k)]
+    diffs = [
+        f"{k}: {saved.get(k)!r} in checkpoint, {current.get(k)!r} in study"
+        for k in ARCHITECTURE_KEYS
+        if saved.get(k) != current.get(k)
+    ]
     if diffs:
         raise StudyError(
             f"{where}: cannot resume, the architecture does not match ({'; '.join(diffs)}); "
@@ -187,8 +190,11 @@ def _step_dirs(job_dir: Path) -> list[Path]:
     """``step-<N>`` folders of a job, oldest first."""
     if not job_dir.is_dir():
         return []
-    found = [p for p in job_dir.iterdir()
-             if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()]
+    found = [
+        p
+        for p in job_dir.iterdir()
+        if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()
+    ]
     return sorted(found, key=lambda p: int(p.name[5:]))
 
 
@@ -204,6 +210,7 @@ def load_state(folder: Path, *, optimizer: bool = False) -> dict[str, Any]:
     """The training state of a checkpoint folder (and, if asked, its optimizer state)."""
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
     if optimizer:
-        state["optimizer_state"] = torch.load(folder / OPTIMIZER_FILE, map_location="cpu",
-                                              weights_only=True)
+        state["optimizer_state"] = torch.load(
+            folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True
+        )
     return state

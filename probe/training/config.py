@@ -61,8 +61,9 @@ SIZES: dict[str, tuple[int, int]] = {
 FINETUNE_TASKS = ("sst2", "upos", "xpos", "ner_conll2003", "ner_uner")
 
 # Job fields that do not change the weights a job ends with: a resumed job may differ in these.
-RESUMABLE_FIELDS = frozenset({"save_every", "save_steps", "keep_optimizer", "log_every",
-                              "eval_every", "eval_examples"})
+RESUMABLE_FIELDS = frozenset(
+    {"save_every", "save_steps", "keep_optimizer", "log_every", "eval_every", "eval_examples"}
+)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -105,7 +106,8 @@ class _JobBase(StrictModel):
             late = [s for s in self.save_steps if s > self.steps]
             if late:
                 raise ValueError(
-                    f"job {self.name!r}: save_steps {late} are beyond steps={self.steps}")
+                    f"job {self.name!r}: save_steps {late} are beyond steps={self.steps}"
+                )
         return self
 
 
@@ -237,8 +239,9 @@ class TrainSection(StrictModel):
                     else:
                         load_config(resolve_model(job.model))
                     if job.test and job.task == "sst2":
-                        problems.append(f"{where}.test: SST-2's test split has no labels; "
-                                        "set test: false")
+                        problems.append(
+                            f"{where}.test: SST-2's test split has no labels; set test: false"
+                        )
                 else:
                     if job.tokenizer != "train":
                         load_tokenizer(resolve_model(job.tokenizer))
@@ -246,8 +249,10 @@ class TrainSection(StrictModel):
                         if job.corpus not in DATASETS:
                             near = difflib.get_close_matches(job.corpus, list(DATASETS), n=1)
                             hint = f"did you mean {near[0]!r}?" if near else "give a .txt path"
-                            problems.append(f"{where}.corpus: {job.corpus!r} is neither a file, "
-                                            f"a folder nor a dataset; {hint}")
+                            problems.append(
+                                f"{where}.corpus: {job.corpus!r} is neither a file, "
+                                f"a folder nor a dataset; {hint}"
+                            )
                         else:
                             from probe.data import normalize_split
 
@@ -256,7 +261,8 @@ class TrainSection(StrictModel):
                                 if normalize_split(getattr(job, key)) not in splits:
                                     problems.append(
                                         f"{where}.{key}: {job.corpus} has no split "
-                                        f"{getattr(job, key)!r}; it has {', '.join(splits)}")
+                                        f"{getattr(job, key)!r}; it has {', '.join(splits)}"
+                                    )
             except (ModelError, DataError) as exc:
                 problems.append(f"{where}: {exc}")
             earlier.append(job.name)
@@ -286,6 +292,8 @@ def _check_trained_ref(
         return []  # the schedule depends on the data size; resolved when the stage runs
     saved = saved_steps(job, job.steps)
     if int(checkpoint) not in saved:
-        return [f"{where}: {spec!r}: job {job_name!r} saves no step {checkpoint}; it saves "
-                f"{saved} (add it to save_steps)"]
+        return [
+            f"{where}: {spec!r}: job {job_name!r} saves no step {checkpoint}; it saves "
+            f"{saved} (add it to save_steps)"
+        ]
     return []

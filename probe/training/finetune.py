@@ -64,8 +64,10 @@ def freeze_lowest_layers(model: nn.Module, k: int) -> list[str]:
     """
     points = list(hook_points(model).items())  # embed, layers.1.output, ..., in order
     if k > len(points):
-        raise StudyError(f"freeze_layers: {k} exceeds the model's {len(points)} layers "
-                         f"(embeddings + {len(points) - 1} encoder layers)")
+        raise StudyError(
+            f"freeze_layers: {k} exceeds the model's {len(points)} layers "
+            f"(embeddings + {len(points) - 1} encoder layers)"
+        )
     for _name, module in points[:k]:
         for parameter in module.parameters():
             parameter.requires_grad_(False)
@@ -103,7 +105,8 @@ class FinetuneObjective:
                 examples = read_sst2(dataset_file("sst2_glue", split))
                 examples = examples[: job.limit.get(split) or len(examples)]
                 self.splits[split] = self._encode_sentences(
-                    [e.sentence for e in examples], [int(e.label) for e in examples], split)
+                    [e.sentence for e in examples], [int(e.label) for e in examples], split
+                )
             model_class = AutoModelForSequenceClassification
         else:
             data = load_task(job.task, limit=dict(job.limit), seed=seed)
@@ -122,8 +125,9 @@ class FinetuneObjective:
                 for sent, items in zip(words, per_sentence, strict=True):
                     if data.kind == "span":
                         spans = np.asarray([(s, e) for s, e, _ in items]).reshape(-1, 2)
-                        tags = _bio_tags(len(sent), spans, np.asarray([x for *_, x in items]),
-                                         data.label_names)
+                        tags = _bio_tags(
+                            len(sent), spans, np.asarray([x for *_, x in items]), data.label_names
+                        )
                         gold.append(np.asarray([index[t] for t in tags]))
                     else:
                         g = np.full(len(sent), IGNORE_INDEX)
@@ -153,7 +157,8 @@ class FinetuneObjective:
         self.module: nn.Module = self.model
         prefix = self.model.base_model_prefix
         self.head_prefixes = tuple(
-            name.split(".")[0] + "." for name, _ in self.model.named_parameters()
+            name.split(".")[0] + "."
+            for name, _ in self.model.named_parameters()
             if not name.startswith(prefix + ".")
         )
         self.find_unused_parameters = False
@@ -173,10 +178,15 @@ class FinetuneObjective:
         gold = [np.asarray([y]) for y in labels]
         return _Split(features, list(labels), gold, [np.zeros(1, dtype=np.int64)] * len(labels))
 
-    def _encode_words(self, sentences: Sequence[Sequence[str]], gold: list[np.ndarray],
-                      split: str) -> _Split:
-        enc = self.tokenizer([list(s) for s in sentences], is_split_into_words=True,
-                             truncation=True, max_length=self._max_length(split))
+    def _encode_words(
+        self, sentences: Sequence[Sequence[str]], gold: list[np.ndarray], split: str
+    ) -> _Split:
+        enc = self.tokenizer(
+            [list(s) for s in sentences],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self._max_length(split),
+        )
         features, labels, firsts = [], [], []
         for i, sent in enumerate(sentences):
             word_ids = enc.word_ids(i)
@@ -231,8 +241,12 @@ class FinetuneObjective:
             batch = {key: v.to(device) for key, v in self._collate(data, idx).items()}
             labels = batch.pop("labels")
             logits = module(**batch).logits.float()
-            loss_sum += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                        ignore_index=IGNORE_INDEX, reduction="sum")
+            loss_sum += F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                labels.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
             n_labels += (labels != IGNORE_INDEX).sum()
             pred = logits.argmax(-1).cpu().numpy()
             for row, i in enumerate(idx):

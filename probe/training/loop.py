@@ -90,7 +90,9 @@ def accelerator_for(precision: str, device: torch.device, find_unused_parameters
     return Accelerator(
         cpu=device.type == "cpu",
         mixed_precision=mixed_precision(precision, device),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)],
+        kwargs_handlers=[
+            DistributedDataParallelKwargs(find_unused_parameters=find_unused_parameters)
+        ],
     )
 
 
@@ -108,8 +110,9 @@ def _seed_everything(seed: int) -> None:
 
 
 def _derived_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([p % 2**63 for p in parts]).generate_state(1, np.uint64)[0]
-               % 2**63)
+    return int(
+        np.random.SeedSequence([p % 2**63 for p in parts]).generate_state(1, np.uint64)[0] % 2**63
+    )
 
 
 class _ExampleStream:
@@ -121,8 +124,9 @@ class _ExampleStream:
     little padding, while the order stays random at the scale of ``group``.
     """
 
-    def __init__(self, n_examples: int, seed: int, lengths: np.ndarray | None = None,
-                 group: int = 0):
+    def __init__(
+        self, n_examples: int, seed: int, lengths: np.ndarray | None = None, group: int = 0
+    ):
         self.n = n_examples
         self.seed = seed
         self.lengths = lengths
@@ -138,7 +142,8 @@ class _ExampleStream:
             if self.lengths is not None and self.group > 1:
                 runs = [order[i : i + self.group] for i in range(0, self.n, self.group)]
                 order = np.concatenate(
-                    [r[np.argsort(-self.lengths[r], kind="stable")] for r in runs])
+                    [r[np.argsort(-self.lengths[r], kind="stable")] for r in runs]
+                )
             self._order = order
             self._epoch = epoch
         return epoch, int(self._order[offset])
@@ -150,8 +155,11 @@ def _job_config(job: PretrainJob | FinetuneJob) -> dict[str, Any]:
 
 def _check_same_job(saved: dict[str, Any], job: PretrainJob | FinetuneJob, where: str) -> None:
     current = _job_config(job)
-    diffs = [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(current)
-             if k not in RESUMABLE_FIELDS and saved.get(k) != current.get(k)]
+    diffs = [
+        f"{k}: {saved.get(k)!r} -> {current.get(k)!r}"
+        for k in sorted(current)
+        if k not in RESUMABLE_FIELDS and saved.get(k) != current.get(k)
+    ]
     if diffs:
         raise StudyError(
             f"{where}: cannot resume, job {job.name!r} changed since the checkpoint "
@@ -164,12 +172,17 @@ def _restore(
 ) -> dict[str, Any]:
     """Check that ``folder`` belongs to this job, load its weights; returns its training state."""
     state = load_state(folder, optimizer=True)
-    check_architecture(architecture(AutoConfig.from_pretrained(folder)),
-                       architecture(objective.model.config), str(folder))
+    check_architecture(
+        architecture(AutoConfig.from_pretrained(folder)),
+        architecture(objective.model.config),
+        str(folder),
+    )
     _check_same_job(state["job"], job, str(folder))
     if state["seed"] != seed:
-        raise StudyError(f"{folder}: cannot resume, the job seed changed "
-                         f"({state['seed']} -> {seed}); restore the study seed")
+        raise StudyError(
+            f"{folder}: cannot resume, the job seed changed "
+            f"({state['seed']} -> {seed}); restore the study seed"
+        )
     with quiet_progress():
         loaded = type(objective.model).from_pretrained(folder)
     objective.model.load_state_dict(loaded.state_dict())
@@ -223,11 +236,17 @@ def train_job(
     save_at = set(saved_steps(job, n_steps))
     eval_every = job.eval_every
     optimizer, scheduler = build_optimizer(
-        objective.module, lr=job.lr, weight_decay=job.weight_decay, betas=job.adam_betas,
-        eps=job.adam_eps, total_steps=n_steps,
+        objective.module,
+        lr=job.lr,
+        weight_decay=job.weight_decay,
+        betas=job.adam_betas,
+        eps=job.adam_eps,
+        total_steps=n_steps,
         n_warmup=warmup_steps(n_steps, job.warmup_ratio, job.warmup_steps),
-        head_lr=getattr(job, "head_lr", None), head_prefixes=objective.head_prefixes,
+        head_lr=getattr(job, "head_lr", None),
+        head_prefixes=objective.head_prefixes,
     )
+
     # A row's epoch: how many passes over the training examples the model has seen.
     def epoch_of(step: int) -> float:
         return step * job.batch_size / objective.n_examples
@@ -262,12 +281,20 @@ def train_job(
         start = time.perf_counter()
         metrics = objective.evaluate(accelerator.unwrap_model(module), accelerator.device)
         for name, value in metrics.items():
-            history.append({"step": at, "epoch": epoch_of(at), "split": "dev", "metric": name,
-                            "value": float(value)})
+            history.append(
+                {
+                    "step": at,
+                    "epoch": epoch_of(at),
+                    "split": "dev",
+                    "metric": name,
+                    "value": float(value),
+                }
+            )
         main = metrics.get(objective.main_metric)
         if main is not None:
             better = best is None or (
-                main > best["value"] if objective.greater_is_better else main < best["value"])
+                main > best["value"] if objective.greater_is_better else main < best["value"]
+            )
             if better:
                 best = {"metric": objective.main_metric, "value": float(main), "step": at}
         if metrics:
@@ -286,29 +313,58 @@ def train_job(
             at = row["step"]
             for name, value in zip(names, vals, strict=True):
                 if name != "tokens":
-                    history.append({"step": at, "epoch": epoch_of(at), "split": "train",
-                                    "metric": name, "value": value})
-            history.append({"step": at, "epoch": epoch_of(at), "split": "train", "metric": "lr",
-                            "value": row["lr"]})
-        stopwatch["tokens"] = stopwatch.get("tokens", 0.0) + float(
-            values[:, names.index("tokens")].sum()) * world
+                    history.append(
+                        {
+                            "step": at,
+                            "epoch": epoch_of(at),
+                            "split": "train",
+                            "metric": name,
+                            "value": value,
+                        }
+                    )
+            history.append(
+                {
+                    "step": at,
+                    "epoch": epoch_of(at),
+                    "split": "train",
+                    "metric": "lr",
+                    "value": row["lr"],
+                }
+            )
+        stopwatch["tokens"] = (
+            stopwatch.get("tokens", 0.0) + float(values[:, names.index("tokens")].sum()) * world
+        )
         pending.clear()
 
     def checkpoint(at: int) -> None:
         start = time.perf_counter()
         rng = gather_object([get_rng_state()])  # every process's RNG, for an exact resume
         if accelerator.is_main_process:
-            train_state = {"step": at, "job": _job_config(job), "seed": seed, "best": best,
-                           "architecture": architecture(objective.model.config),
-                           "world_size": world, "history": history, "rng": rng}
-            optimizer_state = {"optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(),
-                               "scaler": accelerator.scaler.state_dict()
-                               if accelerator.scaler is not None else None}
+            train_state = {
+                "step": at,
+                "job": _job_config(job),
+                "seed": seed,
+                "best": best,
+                "architecture": architecture(objective.model.config),
+                "world_size": world,
+                "history": history,
+                "rng": rng,
+            }
+            optimizer_state = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": accelerator.scaler.state_dict()
+                if accelerator.scaler is not None
+                else None,
+            }
             # objective.model is the HF model itself (the prepared module wraps it, or is it)
-            save_checkpoint(job_dir / f"step-{at}", model=objective.model,
-                            tokenizer=objective.tokenizer, state=train_state,
-                            optimizer_state=optimizer_state)
+            save_checkpoint(
+                job_dir / f"step-{at}",
+                model=objective.model,
+                tokenizer=objective.tokenizer,
+                state=train_state,
+                optimizer_state=optimizer_state,
+            )
             prune_optimizer_states(job_dir, job.keep_optimizer)
             if publish is not None:
                 publish(history)
@@ -327,7 +383,8 @@ def train_job(
             first = step * job.batch_size + (m * world + rank) * micro
             examples = [stream(p) for p in range(first, first + micro)]
             generator = torch.Generator().manual_seed(
-                _derived_seed(seed, _MASKING_TAG, step, m, rank))
+                _derived_seed(seed, _MASKING_TAG, step, m, rank)
+            )
             batch = objective.batch(examples, generator)
             n_tokens = objective.n_tokens(batch)
             batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
@@ -361,19 +418,47 @@ def train_job(
     train_seconds = time.perf_counter() - loop_start - stopwatch["eval"] - stopwatch["save"]
     for split in getattr(objective, "final_splits", ()):  # e.g. test: scored once, at the end
         metrics = objective.evaluate(accelerator.unwrap_model(module), accelerator.device, split)
-        history.extend({"step": n_steps, "epoch": epoch_of(n_steps), "split": split,
-                        "metric": name, "value": float(value)} for name, value in metrics.items())
+        history.extend(
+            {
+                "step": n_steps,
+                "epoch": epoch_of(n_steps),
+                "split": split,
+                "metric": name,
+                "value": float(value),
+            }
+            for name, value in metrics.items()
+        )
     if state is None or stopwatch.get("tokens"):
         tokens = stopwatch.get("tokens", 0.0)
-        history.append({"step": None, "epoch": None, "split": "train", "metric": "tokens_per_s",
-                        "value": tokens / max(train_seconds, 1e-9)})
+        history.append(
+            {
+                "step": None,
+                "epoch": None,
+                "split": "train",
+                "metric": "tokens_per_s",
+                "value": tokens / max(train_seconds, 1e-9),
+            }
+        )
     if best is not None:
-        history.append({"step": best["step"], "epoch": epoch_of(best["step"]), "split": "dev",
-                        "metric": f"best_{best['metric']}", "value": best["value"]})
+        history.append(
+            {
+                "step": best["step"],
+                "epoch": epoch_of(best["step"]),
+                "split": "dev",
+                "metric": f"best_{best['metric']}",
+                "value": best["value"],
+            }
+        )
     if accelerator.is_main_process:
-        final_state = {"step": n_steps, "job": _job_config(job), "seed": seed, "best": best,
-                       "architecture": architecture(objective.model.config),
-                       "world_size": world, "history": history}
+        final_state = {
+            "step": n_steps,
+            "job": _job_config(job),
+            "seed": seed,
+            "best": best,
+            "architecture": architecture(objective.model.config),
+            "world_size": world,
+            "history": history,
+        }
         save_final(job_dir / f"step-{n_steps}", job_dir / "final", final_state)
         if publish is not None:
             publish(history)

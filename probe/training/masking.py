@@ -76,7 +76,8 @@ class Masker:
             self._collator.generator = generator
             try:
                 return self._collator.torch_mask_tokens(
-                    input_ids.clone(), special_tokens_mask=special)
+                    input_ids.clone(), special_tokens_mask=special
+                )
             finally:
                 self._collator.generator = None
         return self._whole_word(input_ids, special, generator)

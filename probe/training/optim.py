@@ -56,12 +56,14 @@ def param_groups(
         for decay in ("decay", "no_decay"):
             params = groups.get((part, decay))
             if params:
-                out.append({
-                    "name": f"{part}/{decay}",
-                    "params": params,
-                    "lr": head_lr if part == "head" and head_lr is not None else lr,
-                    "weight_decay": weight_decay if decay == "decay" else 0.0,
-                })
+                out.append(
+                    {
+                        "name": f"{part}/{decay}",
+                        "params": params,
+                        "lr": head_lr if part == "head" and head_lr is not None else lr,
+                        "weight_decay": weight_decay if decay == "decay" else 0.0,
+                    }
+                )
     return out
 
 
@@ -87,8 +89,9 @@ def build_optimizer(
     head_prefixes: Sequence[str] = (),
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW over :func:`param_groups` and its linear warmup/decay schedule."""
-    groups = param_groups(model, lr=lr, weight_decay=weight_decay, head_lr=head_lr,
-                          head_prefixes=head_prefixes)
+    groups = param_groups(
+        model, lr=lr, weight_decay=weight_decay, head_lr=head_lr, head_prefixes=head_prefixes
+    )
     if not groups:
         raise ValueError("no trainable parameters (is every layer frozen?)")
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)

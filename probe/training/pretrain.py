@@ -92,8 +92,12 @@ def train_tokenizer(documents: Sequence[Document], job: PretrainJob) -> Any:
     ``tokenizers`` library's trainer. WikiText's ``<unk>`` markers are left out of the counts.
     """
     texts = (_clean(s, " ") for doc in documents for s in doc)
-    return wordpiece_tokenizer(texts, vocab_size=job.vocab_size, lowercase=job.lowercase,
-                               model_max_length=job.max_position_embeddings)
+    return wordpiece_tokenizer(
+        texts,
+        vocab_size=job.vocab_size,
+        lowercase=job.lowercase,
+        model_max_length=job.max_position_embeddings,
+    )
 
 
 def _tokenize(tokenizer: Any, documents: Sequence[Document]) -> list[list[np.ndarray]]:
@@ -287,8 +291,12 @@ class MaskedLMAndNSP(nn.Module):
 
 
 def build_config(job: PretrainJob, tokenizer: Any) -> BertConfig:
-    return BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                      type_vocab_size=2, **model_sizes(job))
+    return BertConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        type_vocab_size=2,
+        **model_sizes(job),
+    )
 
 
 # --------------------------------------------------------------------------- objective
@@ -301,8 +309,14 @@ class PretrainObjective:
     main_metric = "mlm_loss"
     greater_is_better = False
 
-    def __init__(self, job: PretrainJob, tokenizer: Any, train: list[Document],
-                 held: list[Document], seed: int):
+    def __init__(
+        self,
+        job: PretrainJob,
+        tokenizer: Any,
+        train: list[Document],
+        held: list[Document],
+        seed: int,
+    ):
         self.job = job
         self.tokenizer = tokenizer
         self.seed = seed
@@ -340,7 +354,8 @@ class PretrainObjective:
             pairs_k = [pairs(0, int(i)) for i in chosen[k : k + _EVAL_BATCH]]
             batch = _collate(self.tokenizer, pairs_k)
             batch["input_ids"], batch["labels"] = self.masker(
-                batch["input_ids"], batch.pop("special_tokens_mask"), generator)
+                batch["input_ids"], batch.pop("special_tokens_mask"), generator
+            )
             batches.append(batch)
         return batches
 
@@ -348,7 +363,8 @@ class PretrainObjective:
         """Inputs for the (epoch, chunk) ``examples``, masked with ``generator``."""
         batch = _collate(self.tokenizer, [self.pairs(e, i) for e, i in examples])
         batch["input_ids"], batch["labels"] = self.masker(
-            batch["input_ids"], batch.pop("special_tokens_mask"), generator)
+            batch["input_ids"], batch.pop("special_tokens_mask"), generator
+        )
         if not self.job.nsp:
             batch.pop("next_sentence_label")
         return batch
@@ -399,13 +415,16 @@ class PretrainObjective:
 
     def baseline_rows(self) -> list[dict[str, Any]]:
         """Constant reference lines: unigram entropy of the corpus, NSP majority-label accuracy."""
-        rows = [{"split": "train", "metric": "unigram_entropy", "value": self.entropy},
-                {"split": "train", "metric": "corpus_tokens", "value": float(self.n_train_tokens)}]
+        rows = [
+            {"split": "train", "metric": "unigram_entropy", "value": self.entropy},
+            {"split": "train", "metric": "corpus_tokens", "value": float(self.n_train_tokens)},
+        ]
         if self.job.nsp and self.eval_batches:
             labels = torch.cat([b["next_sentence_label"] for b in self.eval_batches]).float()
             share = float(labels.mean())
-            rows.append({"split": "dev", "metric": "nsp_majority_accuracy",
-                         "value": max(share, 1 - share)})
+            rows.append(
+                {"split": "dev", "metric": "nsp_majority_accuracy", "value": max(share, 1 - share)}
+            )
         return rows
 
 

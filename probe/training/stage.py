@@ -30,8 +30,9 @@ def job_task(job: PretrainJob | FinetuneJob) -> str:
     return job.task
 
 
-def build_objective(job: PretrainJob | FinetuneJob, *, seed: int, run_dir: Path,
-                    resume_from: Path | None = None) -> Any:
+def build_objective(
+    job: PretrainJob | FinetuneJob, *, seed: int, run_dir: Path, resume_from: Path | None = None
+) -> Any:
     """Data, tokenizer and model of a job; a resumed pretraining job reuses its saved tokenizer."""
     if isinstance(job, PretrainJob):
         from probe.training.pretrain import build_pretrain
@@ -47,14 +48,16 @@ def build_objective(job: PretrainJob | FinetuneJob, *, seed: int, run_dir: Path,
     return build_finetune(job, seed=seed, run_dir=run_dir)
 
 
-def training_table(histories: dict[str, tuple[PretrainJob | FinetuneJob, int, list[dict]]]
-                   ) -> pd.DataFrame:
+def training_table(
+    histories: dict[str, tuple[PretrainJob | FinetuneJob, int, list[dict]]],
+) -> pd.DataFrame:
     """Tidy rows of every job's history (``study`` is filled in by the writer)."""
     rows = []
     for name, (job, seed, history) in histories.items():
         for row in history:
-            rows.append({"model": name, "task": job_task(job), "seed": seed, "kind": job.kind,
-                         **row})
+            rows.append(
+                {"model": name, "task": job_task(job), "seed": seed, "kind": job.kind, **row}
+            )
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["step"] = pd.array(frame["step"], dtype="Int64")
@@ -69,8 +72,11 @@ def _summary(ctx: RunContext, frame: pd.DataFrame) -> None:
         final_step = int(last["step"].max()) if not last.empty else 0
 
         def value(split: str, metric: str, rows: pd.DataFrame = rows, at: int = final_step) -> str:
-            hit = rows[(rows["split"] == split) & (rows["metric"] == metric)
-                       & ((rows["step"] == at) if at >= 0 else rows["step"].isna())]
+            hit = rows[
+                (rows["split"] == split)
+                & (rows["metric"] == metric)
+                & ((rows["step"] == at) if at >= 0 else rows["step"].isna())
+            ]
             return f"{hit['value'].iloc[-1]:.4g}" if not hit.empty else "-"
 
         task = rows["task"].iloc[0]
@@ -83,8 +89,15 @@ def _summary(ctx: RunContext, frame: pd.DataFrame) -> None:
             baseline = f"majority {value('dev', 'majority_accuracy', at=-1)}"
         train = rows[(rows["split"] == "train") & (rows["metric"] == "loss")]
         train_loss = f"{train['value'].tail(10).mean():.4g}" if not train.empty else "-"
-        table.add_row(str(name), task, str(final_step), train_loss, dev, baseline,
-                      value("train", "tokens_per_s", at=-1))
+        table.add_row(
+            str(name),
+            task,
+            str(final_step),
+            train_loss,
+            dev,
+            baseline,
+            value("train", "tokens_per_s", at=-1),
+        )
     ctx.console.print(table)
 
 
@@ -116,18 +129,29 @@ def run_training(ctx: RunContext) -> None:
             ctx.console.print(
                 f"{job.name}: {objective.n_examples} training pairs, {objective.n_train_tokens} "
                 f"tokens, vocabulary {len(objective.tokenizer)}; unigram entropy "
-                f"{objective.entropy:.3f} nats (the MLM loss of a context-free model)")
+                f"{objective.entropy:.3f} nats (the MLM loss of a context-free model)"
+            )
         else:
-            ctx.console.print(f"{job.name}: {objective.n_examples} training examples, "
-                              f"model {job.model}, frozen {objective.frozen or 'nothing'}")
+            ctx.console.print(
+                f"{job.name}: {objective.n_examples} training examples, "
+                f"model {job.model}, frozen {objective.frozen or 'nothing'}"
+            )
 
         def on_publish(history: list[dict], job: Any = job, seed: int = seed) -> None:
             histories[job.name] = (job, seed, history)
             publish()
 
-        train_job(job, objective, job_dir=job_dir, seed=seed, precision=ctx.study.precision,
-                  device=ctx.device, resume_from=resume_from,
-                  console=ctx.console if is_main else None, publish=on_publish)
+        train_job(
+            job,
+            objective,
+            job_dir=job_dir,
+            seed=seed,
+            precision=ctx.study.precision,
+            device=ctx.device,
+            resume_from=resume_from,
+            console=ctx.console if is_main else None,
+            publish=on_publish,
+        )
         publish()
         del objective
     if not is_main:
@@ -138,4 +162,3 @@ def run_training(ctx: RunContext) -> None:
         from probe.figures.training import training_figures
 
         ctx.save_figures(training_figures(frame))
-

@@ -33,7 +33,10 @@ def _join(left: str, right: str) -> str:
 
 
 def learn_wordpiece_vocab(
-    word_counts: dict[str, int], vocab_size: int, *, min_frequency: int = 2,
+    word_counts: dict[str, int],
+    vocab_size: int,
+    *,
+    min_frequency: int = 2,
     special_tokens: Iterable[str] = SPECIAL_TOKENS,
 ) -> list[str]:
     """Learn a WordPiece vocabulary from word frequencies (deterministic).
@@ -120,15 +123,20 @@ def learn_wordpiece_vocab(
 
 
 def wordpiece_tokenizer(
-    texts: Iterable[str], *, vocab_size: int, lowercase: bool = True, min_frequency: int = 2,
+    texts: Iterable[str],
+    *,
+    vocab_size: int,
+    lowercase: bool = True,
+    min_frequency: int = 2,
     model_max_length: int = 512,
 ):
     """Learn a vocabulary on ``texts`` and return a fast ``BertTokenizerFast`` using it."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
-    normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=None,
-                                            clean_text=True, handle_chinese_chars=True)
+    normalizer = normalizers.BertNormalizer(
+        lowercase=lowercase, strip_accents=None, clean_text=True, handle_chinese_chars=True
+    )
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     counts: Counter[str] = Counter()
     for text in texts:
@@ -138,8 +146,10 @@ def wordpiece_tokenizer(
     tokenizer = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
     tokenizer.normalizer = normalizer
     tokenizer.pre_tokenizer = pre_tokenizer
-    tokenizer.post_processor = processors.BertProcessing(("[SEP]", ids["[SEP]"]),
-                                                         ("[CLS]", ids["[CLS]"]))
+    tokenizer.post_processor = processors.BertProcessing(
+        ("[SEP]", ids["[SEP]"]), ("[CLS]", ids["[CLS]"])
+    )
     tokenizer.decoder = decoders.WordPiece(prefix=_PREFIX)
-    return BertTokenizerFast(tokenizer_object=tokenizer, do_lower_case=lowercase,
-                             model_max_length=model_max_length)
+    return BertTokenizerFast(
+        tokenizer_object=tokenizer, do_lower_case=lowercase, model_max_length=model_max_length
+    )

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -526,6 +527,25 @@ def test_deprel_pairs_skip_root_and_share_sentences_with_upos(tiny_data: Path) -
     assert len(deprel.splits["dev"].sentences) == 2
     assert set(deprel.splits["dev"].targets[:, 0].tolist()) == {0}
     assert word_types(train)[:2] == [("I", "know"), ("do", "know")]
+
+
+def test_arc_probe_inputs_use_each_word_vector_once(tiny_data: Path) -> None:
+    from probe.probes.stage import one_word_spans, probe_inputs
+    from probe.study import ProbeSection
+
+    deprel = load_task("deprel")
+    assert one_word_spans(deprel)
+    train = deprel.splits["train"]
+    n_words = sum(len(s) for s in train.sentences)
+    words = np.random.default_rng(0).normal(size=(2, n_words, 4)).astype(np.float32)
+    offsets = np.cumsum([0] + [len(s) for s in train.sentences])
+    feats = SimpleNamespace(features=words, offsets=offsets)
+    X = probe_inputs(deprel, train, feats, ProbeSection(tasks=["deprel"]))
+    # [dependent, head]: 2 x d, not 2 x 3d (mean, first and last of a one-word span coincide)
+    assert X.shape == (2, len(train.labels), 8)
+    sentence, dep, _, head, _ = train.targets[0]
+    np.testing.assert_array_equal(X[:, 0, :4], words[:, offsets[sentence] + dep])
+    np.testing.assert_array_equal(X[:, 0, 4:], words[:, offsets[sentence] + head])
 
 
 def test_limit_keeps_the_first_sentences(tiny_data: Path) -> None:

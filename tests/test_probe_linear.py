@@ -149,21 +149,39 @@ def test_progress_counts_every_layer_and_c_once():
 
 
 def test_layers_fitted_in_parallel_threads_match_a_sequential_fit():
-    # 6000 x 400 values per layer is above the size where layers go to worker threads.
+    # 6000 x 400 training values per layer is above the size where layers go to worker threads.
     rng = np.random.default_rng(9)
-    y = rng.integers(0, K, 6000)
-    X = rng.normal(size=(3, 6000, 400)).astype(np.float32)
+    y = rng.integers(0, K, 7000)
+    X = rng.normal(size=(3, 7000, 400)).astype(np.float32)
     X[:, :, :K] += 2 * np.eye(K, dtype=np.float32)[y]
     kw = dict(Cs=(0.01, 1.0), device="cpu")
     seq = LayerwiseLogisticRegression(n_jobs=1, **kw).fit(
-        X[:, :5000], y[:5000], X[:, 5000:], y[5000:]
+        X[:, :6000], y[:6000], X[:, 6000:], y[6000:]
     )
     par = LayerwiseLogisticRegression(n_jobs=2, **kw).fit(
-        X[:, :5000], y[:5000], X[:, 5000:], y[5000:]
+        X[:, :6000], y[:6000], X[:, 6000:], y[6000:]
     )
     np.testing.assert_array_equal(par.coef_, seq.coef_)
     np.testing.assert_array_equal(par.dev_scores_, seq.dev_scores_)
     assert par.dev_scores_.min() > 0.7  # learned something (chance is 0.25)
+
+
+def test_an_interrupt_stops_the_parallel_layer_fits_without_finishing_the_queue():
+    # The interrupt arrives from the first finished C (as Ctrl-C or SIGTERM would reach the main
+    # thread mid-fit); the other worker must stop and the queued layers must never start.
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, K, 7000)
+    X = rng.normal(size=(8, 7000, 400)).astype(np.float32)  # 6000 x 400 train: worker threads
+    calls = []
+
+    def interrupt(n: int) -> None:
+        calls.append(n)
+        raise KeyboardInterrupt
+
+    probe = LayerwiseLogisticRegression(Cs=(0.01, 0.1, 1.0), device="cpu", n_jobs=2)
+    with pytest.raises(KeyboardInterrupt):
+        probe.fit(X[:, :6000], y[:6000], X[:, 6000:], y[6000:], progress=interrupt)
+    assert len(calls) <= 2  # without cancelling: all 8 layers x 3 Cs would still be fitted
 
 
 def test_class_absent_from_training_is_never_predicted():

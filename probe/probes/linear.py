@@ -46,11 +46,12 @@ scikit-learn fit would.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -186,6 +187,7 @@ class _Layer:
     eigval: torch.Tensor  # (d,) float32
     Q: torch.Tensor  # (k-1, k) float32
     chunk: int
+    cancel: threading.Event | None = None  # set by the caller to stop a worker thread early
 
     def loss_grad(
         self, M: torch.Tensor, c: torch.Tensor
@@ -195,6 +197,8 @@ class _Layer:
         One pass over the rows: each chunk's logits, softmax and gradient contribution are
         computed while the chunk is in cache. No host synchronisation happens here.
         """
+        if self.cancel is not None and self.cancel.is_set():
+            raise _CancelledError
         X, Q = self.X, self.Q
         bias = c - self.mean @ M
         gM = torch.zeros_like(M)
@@ -430,6 +434,13 @@ class _Problem:
     history: int
     device: torch.device
     chunk: int
+    # Set when the caller is interrupted (Ctrl-C, SIGTERM): parallel layer fits stop at their next
+    # loss evaluation instead of running the whole path before the interrupt can propagate.
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class _CancelledError(Exception):
+    """A worker's fit stopped because :attr:`_Problem.cancel` was set."""
 
 
 def _fit_layer(
@@ -470,6 +481,7 @@ def _fit_layer(
         eigval=eigval.clamp_min(0).float(),
         Q=pb.Q,
         chunk=pb.chunk,
+        cancel=pb.cancel,
     )
     Xd = _layer_tensor(X_dev, li, dev) if X_dev is not None else None
     W = torch.zeros((d, k - 1), dtype=torch.float32, device=dev)
@@ -667,8 +679,16 @@ def fit_layerwise_logistic(
                     pool.submit(_fit_layer, problem, X, X_dev, li, out, progress)
                     for li in range(n_layers)
                 ]
-                for future in futures:
-                    future.result()  # re-raises a worker's exception here
+                try:
+                    for future in futures:
+                        future.result()  # re-raises a worker's exception here
+                except BaseException:
+                    # The pool's exit waits for its workers: stop them first, or an interrupt
+                    # would only take effect once every queued layer had been fitted.
+                    problem.cancel.set()
+                    for future in futures:
+                        future.cancel()
+                    raise
 
     bad = ~out.converged & (out.n_iter >= 0)
     if bad.any():

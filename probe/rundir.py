@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -147,6 +148,10 @@ class RunContext:
             "git_commit": _git_commit(),
             "created": previous.get("created", dt.datetime.now().isoformat(timespec="seconds")),
             "status": "running",
+            # Who runs it: a run whose process is gone (kill -9, out of memory, power loss) can
+            # then be told apart from one still working (see probe.runs.read_run).
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "stages": previous.get("stages", {}),
             "tables": previous.get("tables", []),
             "figures": previous.get("figures", []),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ __all__ = [
 
 #: Stages in execution order (the same names as ``probe.runner.STAGES``, without importing it).
 STAGES = ("train", "probe", "embeddings", "landscape")
+_HOST = socket.gethostname()
 
 #: Tables each stage writes. The first one of each is written whenever the stage finishes; the
 #: others only when the study asks for them (``probe_summary`` needs ``probe.mix``, the landscape
@@ -85,7 +87,8 @@ class RunInfo:
     path : the run folder.
     label : its path relative to the runs directory it was listed under (``study/timestamp``).
     study, status, created, finished : from the manifest (``status`` is ``running``,
-        ``complete``, ``failed``, ``interrupted``; ``broken`` when the manifest is unreadable).
+        ``complete``, ``failed``, ``interrupted``; ``stopped`` when a ``running`` run's process
+        is gone; ``broken`` when the manifest is unreadable).
     models : model labels of the study (``name`` or spec).
     jobs : names of the study's training jobs (the ``model`` of training/landscape tables).
     planned : stages the study runs (its sections that are set), in execution order.
@@ -290,7 +293,7 @@ def read_run(folder: str | Path, runs_dir: str | Path | None = None) -> RunInfo:
         path=folder,
         label=label,
         study=str(manifest.get("study") or config.get("name") or folder.parent.name),
-        status=str(manifest.get("status", "unknown")),
+        status=_live_status(manifest),
         created=str(manifest.get("created") or ""),
         finished=str(manifest.get("finished") or ""),
         models=_models(config),
@@ -303,6 +306,25 @@ def read_run(folder: str | Path, runs_dir: str | Path | None = None) -> RunInfo:
         manifest=manifest,
         updated=updated,
     )
+
+
+def _live_status(manifest: Mapping) -> str:
+    """The manifest's status, except that a ``running`` run whose process has died is ``stopped``.
+
+    Only decidable on the machine that started the run (same host name); elsewhere, or for
+    manifests without a pid, the recorded status stands.
+    """
+    status = str(manifest.get("status", "unknown"))
+    pid = manifest.get("pid")
+    if status != "running" or not isinstance(pid, int) or manifest.get("host") != _HOST:
+        return status
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "stopped"
+    except PermissionError:
+        pass  # alive, owned by another user
+    return status
 
 
 def list_runs(runs_dir: str | Path) -> list[RunInfo]:

@@ -459,6 +459,18 @@ def test_listing_finds_every_run_folder_including_broken_ones(runs_dir: Path) ->
     assert open_run(runs_dir / FULL).tables == tuple(sorted(full_tables()))
 
 
+def test_a_running_run_whose_process_died_is_listed_as_stopped(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid now names no process
+    for name, pid in (("alive", os.getpid()), ("dead", dead.pid)):
+        folder = tmp_path / name / "20260101-000000"
+        folder.mkdir(parents=True)
+        manifest = {"study": name, "status": "running", "host": socket.gethostname(), "pid": pid}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    status = {run.study: run.status for run in list_runs(tmp_path)}
+    assert status == {"alive": "running", "dead": "stopped"}
+
+
 def test_listing_cache_key_changes_when_a_stage_writes_a_table(tmp_path: Path) -> None:
     run = _write_run(
         tmp_path,

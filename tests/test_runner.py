@@ -80,6 +80,7 @@ def test_rerun_skips_capture_and_keeps_the_earlier_run(two_runs) -> None:
     assert first != second and first.exists() and second.exists()
     assert "captured" in first_log
     assert "capture skipped" in second_log and "captured" not in second_log
+    assert "upos: test accuracy (selectivity) by layer" in first_log  # the per-layer table
 
 
 def test_test_accuracy_beats_majority_and_control_on_real_data(two_runs) -> None:

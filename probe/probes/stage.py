@@ -490,6 +490,33 @@ def _resolve_layers(requested: str | list[int], n_layers: int, label: str) -> li
     return sorted(set(requested))
 
 
+def layer_tables(frame: pd.DataFrame) -> list[Table]:
+    """Per task: test accuracy (selectivity) x 100 at every layer, one row per model.
+
+    With checkpoints as models this is the table of how a property emerges during training.
+    """
+    test = frame[(frame.probe == "linear") & (frame.control == "task") & (frame.split == "test")]
+    tables = []
+    for task, rows in test.groupby("task", sort=False):
+        means = rows.groupby(["model", "metric", "layer"], sort=False).value.mean()
+        layers = sorted(rows.layer.dropna().astype(int).unique())
+        table = Table(
+            "model",
+            *(str(layer) for layer in layers),
+            title=f"{task}: test accuracy (selectivity) by layer, x 100, mean over seeds",
+        )
+        for model in rows.model.drop_duplicates():
+            cells = []
+            for layer in layers:
+                acc = means.get((model, "accuracy", layer))
+                sel = means.get((model, "selectivity", layer))
+                cell = "-" if acc is None else f"{100 * acc:.1f}"
+                cells.append(cell if sel is None else f"{cell} ({100 * sel:.1f})")
+            table.add_row(str(model), *cells)
+        tables.append(table)
+    return tables
+
+
 def summary_table(frame: pd.DataFrame) -> Table:
     """Best layer (chosen on dev) per model and task, with its test accuracy and selectivity."""
     table = Table(
@@ -626,6 +653,8 @@ def run_probes(ctx: RunContext) -> None:
         del encoder
     frame = pd.DataFrame(rows)
     ctx.write_table("probe", frame)
+    for table in layer_tables(frame):
+        ctx.console.print(table)
     ctx.console.print(summary_table(frame))
     figures = layerwise_figures(ctx.read_table("probe"))
     if summary_rows:

@@ -198,3 +198,44 @@ def test_normalize_layers_makes_weights_blind_to_layer_scale(layer3_data):
     np.testing.assert_allclose(scaled.layer_weights_, plain.layer_weights_, atol=1e-3)
     raw = ScalarMixProbe(**params).fit(loud, y, loud_dev, y_dev)
     assert not np.allclose(raw.layer_weights_, plain.layer_weights_, atol=1e-2)
+
+
+def _summary_rows(model: str, deltas: list[float]) -> list[dict]:
+    common = {"model": model, "task": "upos", "seed": 0, "split": "test"}
+    acc = 0.5
+    rows = [{**common, "probe": "mix-k", "layer": 0, "metric": "accuracy", "value": acc}]
+    for layer, delta in enumerate(deltas, start=1):
+        acc += delta
+        rows += [
+            {**common, "probe": "mix-k", "layer": layer, "metric": "accuracy", "value": acc},
+            {**common, "probe": "mix-k", "layer": layer, "metric": "delta", "value": delta},
+        ]
+    cog = float(center_of_gravity_from_deltas(np.array(deltas)))
+    return [
+        *rows,
+        {**common, "probe": "mix-k", "layer": None, "metric": "center_of_gravity", "value": cog},
+        {**common, "probe": "mix", "layer": None, "metric": "expected_layer", "value": 1.0},
+    ]
+
+
+def test_center_of_gravity_of_layers_that_add_nothing_is_flagged_and_not_drawn() -> None:
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from probe.figures.pipeline import pipeline_figure
+    from probe.probes.stage import centre_of_gravity_table
+
+    # Layers 1..3 of "random" add 0.2 points in total, with signs that put its CoG at 3.5 > L.
+    frame = pd.DataFrame(
+        _summary_rows("trained", [0.05, 0.03, 0.01])
+        + _summary_rows("random", [0.001, -0.003, 0.004])
+    )
+    out = io.StringIO()
+    Console(file=out, width=200).print(centre_of_gravity_table(frame))
+    assert "(3.50)" in out.getvalue() and f"{(0.05 + 0.06 + 0.03) / 0.09:.2f}" in out.getvalue()
+    fig = pipeline_figure(frame)
+    markers = [t for t in fig.data if t.type == "scatter" and t.x[0] is not None]
+    drawn = [t.x[0] for t in markers if t.marker.symbol == "diamond"]
+    assert drawn == pytest.approx([(0.05 + 0.06 + 0.03) / 0.09])

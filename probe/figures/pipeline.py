@@ -2,7 +2,9 @@
 
 One row per task, sorted by center of gravity (lowest first: the "pipeline" order). Bars are the
 per-layer gains of the cumulative mix-k probe (delta_l); the marker on each row is the center of
-gravity (filled) and the expected layer of the scalar mix (open), one colour per model.
+gravity (filled) and the expected layer of the scalar mix (open), one colour per model. A center
+of gravity whose layers gain less than ``MIN_COG_GAIN_POINTS`` in total is not drawn (it is not
+meaningful, and would stretch the layer axis).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from probe.figures.style import apply_style, color_for
+from probe.probes.summaries import MIN_COG_GAIN_POINTS
 
 __all__ = ["mix_weights_heatmap", "pipeline_figure", "task_order"]
 
@@ -33,7 +36,7 @@ def pipeline_figure(
     tasks = task_order(summary)
     models = list(summary.model.dropna().unique())
     fig = make_subplots(
-        rows=len(tasks), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=tasks
+        rows=len(tasks), cols=1, shared_xaxes=True, vertical_spacing=0.09, subplot_titles=tasks
     )
     for row, task in enumerate(tasks, start=1):
         data = summary[summary.task == task]
@@ -55,10 +58,13 @@ def pipeline_figure(
                 col=1,
             )
             top = max(100 * deltas.max() if len(deltas) else 0.0, 0.5)
+            meaningful = 100 * deltas.sum() >= MIN_COG_GAIN_POINTS
             for metric, symbol in (
                 ("center_of_gravity", "diamond"),
                 ("expected_layer", "diamond-open"),
             ):
+                if metric == "center_of_gravity" and not meaningful:
+                    continue
                 value = rows[rows.metric == metric].value.mean()
                 label = metric.replace("_", " ")
                 fig.add_trace(
@@ -75,13 +81,27 @@ def pipeline_figure(
                     row=row,
                     col=1,
                 )
+    for symbol, label in (("diamond", "center of gravity"), ("diamond-open", "expected layer")):
+        fig.add_trace(  # legend keys for the markers
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker={"symbol": symbol, "size": 10, "color": "#555555"},
+                name=label,
+            ),
+            row=1,
+            col=1,
+        )
+    layers = summary.loc[summary.metric == "delta", "layer"].dropna()
+    last = int(layers.max()) if len(layers) else 0
     fig.update_layout(
-        title="Where each task is resolved: Δ of cumulative mix-k (bars), "
-        "center of gravity (◆), expected layer (◇)",
+        title="Where each task is resolved: Δ accuracy from adding each layer (mix-k)",
         barmode="group",
         bargap=0.15,
     )
-    fig.update_xaxes(title_text="layer (0 = embeddings)", dtick=1, row=len(tasks), col=1)
+    fig.update_xaxes(range=[-0.5, last + 0.5], dtick=1)
+    fig.update_xaxes(title_text="layer (0 = embeddings)", row=len(tasks), col=1)
     fig.update_yaxes(title_text="Δ (points)", title_font={"size": 10})
     return apply_style(
         fig,

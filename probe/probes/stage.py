@@ -46,7 +46,12 @@ from probe.probes.control import ControlTask
 from probe.probes.linear import LayerwiseLogisticRegression
 from probe.probes.metrics import bootstrap_ci, macro_f1, semeval2010_official_f1
 from probe.probes.spans import pair_features, span_features, word_features
-from probe.probes.summaries import center_of_gravity, cumulative_mix_scores, expected_layer
+from probe.probes.summaries import (
+    MIN_COG_GAIN_POINTS,
+    center_of_gravity,
+    cumulative_mix_scores,
+    expected_layer,
+)
 from probe.rundir import RunContext
 from probe.study import ProbeSection, Study
 
@@ -564,27 +569,43 @@ def summary_table(frame: pd.DataFrame) -> Table:
 
 
 def centre_of_gravity_table(frame: pd.DataFrame) -> Table:
-    """Tasks sorted by center of gravity, with expected layer (means over seeds)."""
+    """Tasks sorted by center of gravity, with expected layer (means over seeds).
+
+    The center of gravity divides by the total gain ``mix-L - mix-0``; when that is under
+    ``MIN_COG_GAIN_POINTS`` points it is shown in parentheses and sorted last, because it can then
+    fall anywhere, even outside ``0..L``.
+    """
     table = Table(
         "model",
         "task",
         "center of gravity",
         "expected layer",
+        "mix-0 test acc",
         "mix-L test acc",
+        "gain (pt)",
         title="layer summaries (Tenney et al. 2019)",
+        caption=f"center of gravity in parentheses: layers 1..L add under {MIN_COG_GAIN_POINTS:g} "
+        "point, so it is not meaningful",
     )
     scalar = frame[frame.layer.isna()].pivot_table(
         index=["model", "task"], columns="metric", values="value", aggfunc="mean"
     )
-    last = frame[(frame.metric == "accuracy") & (frame.probe == "mix-k")]
-    last = last[last.layer == last.layer.max()].groupby(["model", "task"]).value.mean()
-    for (model, task), row in scalar.sort_values("center_of_gravity").iterrows():
+    mix_k = frame[(frame.metric == "accuracy") & (frame.probe == "mix-k")]
+    first = mix_k[mix_k.layer == mix_k.layer.min()].groupby(["model", "task"]).value.mean()
+    last = mix_k[mix_k.layer == mix_k.layer.max()].groupby(["model", "task"]).value.mean()
+    gain = 100 * (last - first)
+    scalar = scalar.assign(stable=gain.reindex(scalar.index) >= MIN_COG_GAIN_POINTS)
+    ordered = scalar.sort_values(["stable", "center_of_gravity"], ascending=[False, True])
+    for (model, task), row in ordered.iterrows():
+        cog = f"{row.center_of_gravity:.2f}"
         table.add_row(
             str(model),
             str(task),
-            f"{row.center_of_gravity:.2f}",
+            cog if row.stable else f"({cog})",
             f"{row.expected_layer:.2f}",
+            f"{100 * first[(model, task)]:.2f}",
             f"{100 * last[(model, task)]:.2f}",
+            f"{gain[(model, task)]:.2f}",
         )
     return table
 

@@ -93,6 +93,12 @@ def differential_scores(cumulative_scores) -> np.ndarray:
     return np.diff(scores, axis=-1)
 
 
+# Below this total gain from mixing in layers 1..L (in accuracy points) the center of gravity is a
+# ratio of noise to a near-zero sum (a random-init model whose layers add nothing): it can land
+# anywhere, even outside 0..L. Tables show such values in parentheses and figures leave them out.
+MIN_COG_GAIN_POINTS = 1.0
+
+
 def center_of_gravity_from_deltas(deltas) -> float | np.ndarray:
     """``sum_{l=1}^{L} l * Delta^(l) / sum_{l=1}^{L} Delta^(l)`` from differential scores.
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from probe.errors import ModelError
 
@@ -178,6 +180,40 @@ def load_tokenizer(source: ModelSource) -> Any:
     return tokenizer
 
 
+# Heads that a checkpoint carries or a model adds on purpose: BertForPreTraining's MLM/NSP heads
+# (``cls.*``) when an encoder is read from a pretraining checkpoint, and the classifier of a task
+# model (new when fine-tuning starts, dropped when its encoder is probed).
+_EXPECTED_HEAD_KEYS = ("cls.", "classifier.")
+
+
+def _from_pretrained(model_class: Any, path: str, **kwargs: Any) -> PreTrainedModel:
+    """``from_pretrained``, warning (once, briefly) only about weights that were *not* expected.
+
+    transformers prints a full load report for every unused or new key; for the heads above that
+    report is noise on every probe of a checkpoint, and it would bury the case that matters: an
+    encoder weight missing from the checkpoint, i.e. silently left at its random initialisation.
+    """
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # loading takes a blink; the bar only clutters run logs
+    try:
+        model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+    missing = [k for k in info.get("missing_keys", ()) if not k.startswith(_EXPECTED_HEAD_KEYS)]
+    unused = [k for k in info.get("unexpected_keys", ()) if not k.startswith(_EXPECTED_HEAD_KEYS)]
+    if missing or unused:
+        warnings.warn(
+            f"{path}: {len(missing)} weight(s) not in the checkpoint, left randomly initialised "
+            f"({', '.join(sorted(missing)[:5])}); {len(unused)} checkpoint weight(s) unused "
+            f"({', '.join(sorted(unused)[:5])})",
+            stacklevel=3,
+        )
+    return model
+
+
 def load_model(
     source: ModelSource,
     model_class: Any = AutoModel,
@@ -202,7 +238,7 @@ def load_model(
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 return model_class.from_config(config, **kwargs)
-        return model_class.from_pretrained(source.path, **kwargs)
+        return _from_pretrained(model_class, source.path, **kwargs)
     except (OSError, ValueError) as exc:
         if isinstance(exc, ModelError):
             raise

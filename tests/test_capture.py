@@ -135,3 +135,26 @@ def test_words_the_tokenizer_drops_still_get_a_vector(tiny: tuple) -> None:
 def test_local_folder_spec_loads_like_a_hub_model(tiny_model_dir: Path) -> None:
     encoder = load_encoder(str(tiny_model_dir))
     assert (encoder.n_layers, encoder.d_model) == (2, 32)
+
+
+def test_pretraining_heads_load_quietly_and_missing_encoder_weights_warn(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import warnings
+
+    from transformers import BertForPreTraining
+
+    from probe.models import ModelSource, load_model
+
+    pretrained, no_pooler = tmp_path / "pretrain", tmp_path / "no-pooler"
+    BertForPreTraining(tiny_config()).save_pretrained(pretrained)
+    BertModel(tiny_config(), add_pooling_layer=False).save_pretrained(no_pooler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_model(ModelSource(spec=str(pretrained), path=str(pretrained)), BertModel)
+        assert not caught  # the MLM/NSP heads (cls.*) are dropped on purpose
+        assert "LOAD REPORT" not in capsys.readouterr().err
+        load_model(ModelSource(spec=str(no_pooler), path=str(no_pooler)), BertModel)
+    assert len(caught) == 1 and "left randomly initialised (pooler.dense.bias" in str(
+        caught[0].message
+    )

@@ -21,6 +21,7 @@ import streamlit as st
 
 from probe.export import FIGURE_GROUPS, build_figures
 from probe.runs import (
+    OPTIONAL_TABLE_SETTINGS,
     STAGE_TABLES,
     RunError,
     RunInfo,
@@ -100,7 +101,14 @@ def gather(
             if name not in run.tables:
                 if name in required:
                     stage = _STAGE_OF_TABLE.get(name, "?")
-                    st.info(f"**{run.label}** has no `{name}` table yet: {run.stage_note(stage)}.")
+                    if run.stages.get(stage) == "done" and name in OPTIONAL_TABLE_SETTINGS:
+                        why = (
+                            f"its {stage} stage finished, and the study did not ask for this "
+                            f"table (set {OPTIONAL_TABLE_SETTINGS[name]})"
+                        )
+                    else:
+                        why = f"not yet: {run.stage_note(stage)}"
+                    st.info(f"**{run.label}** has no `{name}` table: {why}.")
                 continue
             try:
                 per_table.setdefault(name, {})[labels[run.label]] = read_table(run, name)

@@ -40,6 +40,7 @@ from probe.errors import ProbeError
 from probe.results import read_table
 
 __all__ = [
+    "OPTIONAL_TABLE_SETTINGS",
     "STAGES",
     "STAGE_TABLES",
     "RunError",
@@ -67,6 +68,14 @@ STAGE_TABLES: dict[str, tuple[str, ...]] = {
     "probe": ("probe", "probe_summary"),
     "embeddings": ("embeddings",),
     "landscape": ("landscape_trajectory", "landscape_1d", "landscape_2d", "sharpness"),
+}
+
+#: What a study sets to get a stage's optional tables (said when a finished run lacks one).
+OPTIONAL_TABLE_SETTINGS: dict[str, str] = {
+    "probe_summary": "`probe.mix: true`",
+    "landscape_1d": "`landscape.line`",
+    "landscape_2d": "`landscape.random_plane` or `landscape.pca_plane`",
+    "sharpness": "`landscape.sharpness`",
 }
 
 # Sub-folders that mark a folder as a run even when its manifest is missing (create_run_dir makes

@@ -617,10 +617,23 @@ def test_two_runs_are_drawn_on_one_chart_labelled_by_run(runs_dir: Path) -> None
 def test_partly_finished_run_says_what_is_missing(runs_dir: Path) -> None:
     at = _app(runs_dir, [PARTIAL], "views/probing.py")
     text = _texts(at)
-    assert f"{PARTIAL}** has no `probe` table yet" in text and "running" in text
+    assert f"{PARTIAL}** has no `probe` table: not yet" in text and "running" in text
     assert not _charts(at)
     # Its finished stage still draws.
     assert len(_charts(_app(runs_dir, [PARTIAL], "views/training.py"))) == 2
+
+
+def test_finished_run_without_an_optional_table_says_which_setting_gives_it(
+    tmp_path: Path,
+) -> None:
+    _write_run(
+        tmp_path,
+        "pos/20260101-000000",
+        _manifest("pos", "complete", {"probe": "done"}, {"probe": {"tasks": ["upos"]}}),
+        {"probe": tidy(_probe_rows(0.0), study="pos")},
+    )
+    text = _texts(_app(tmp_path, ["pos/20260101-000000"], "views/summary.py"))
+    assert "did not ask for this table (set `probe.mix: true`)" in text and "yet" not in text
 
 
 def test_unreadable_table_gives_a_readable_error(runs_dir: Path) -> None:

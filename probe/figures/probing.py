@@ -23,6 +23,7 @@ def _band(x: pd.Series, low: pd.Series, high: pd.Series, color: str, name: str) 
     return go.Scatter(
         x=[*x, *x[::-1]],
         y=[*high, *low[::-1]],
+        mode="lines",  # no markers on the band's outline
         fill="toself",
         fillcolor=color,
         opacity=0.18,

@@ -171,3 +171,28 @@ def test_export_writes_pdf_and_svg_of_every_figure(tmp_path: Path) -> None:
         assert (folder / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         svg = (folder / f"{name}.svg").read_text()
         assert "<svg" in svg[:500] and "Times New Roman" in svg
+
+
+def test_checkpoints_of_a_training_run_get_an_emergence_figure() -> None:
+    import pandas as pd
+
+    from probe.figures.probing import layerwise_figures
+
+    rows = []
+    for step in ("0", "100", "1000"):
+        for layer in (0, 1):
+            for metric, value in (("accuracy", 0.6 + int(step) / 1e4), ("selectivity", 0.1)):
+                rows.append(
+                    {"model": f"step-{step}", "checkpoint": step, "task": "upos", "layer": layer,
+                     "split": "test", "probe": "linear", "control": "task", "metric": metric,
+                     "value": value + 0.01 * layer}
+                )  # fmt: skip
+    table = pd.DataFrame(rows)
+    figures = layerwise_figures(table)
+    assert list(figures) == ["layerwise_upos", "emergence_upos"]
+    accuracy = [t for t in figures["emergence_upos"].data if t.xaxis == "x"]
+    assert [t.name for t in accuracy] == ["layer 0", "layer 1"]
+    assert list(accuracy[1].x) == [0, 100, 1000]
+    assert list(accuracy[1].y) == pytest.approx([61.0, 62.0, 71.0])
+    # Models that are not checkpoints of one run (no step) get no such figure.
+    assert list(layerwise_figures(table.assign(checkpoint=None))) == ["layerwise_upos"]

@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from probe.figures.style import apply_style, color_for
 
-__all__ = ["layerwise_figure", "layerwise_figures"]
+__all__ = ["emergence_figure", "layerwise_figure", "layerwise_figures"]
 
 
 def _mean_by_layer(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,9 +124,62 @@ def layerwise_figure(
     return apply_style(fig, style=style, height=560 if style == "screen" else None)
 
 
+def emergence_figure(
+    table: pd.DataFrame,
+    task: str,
+    *,
+    split: str = "test",
+    style: Literal["screen", "paper"] = "screen",
+) -> go.Figure | None:
+    """Probe accuracy and selectivity against training step, one line per layer.
+
+    For studies whose models are checkpoints of one training run (``trained:job@step``): how a
+    property emerges while the model learns. ``None`` when fewer than two checkpoints have a step.
+    """
+    if "checkpoint" not in table:
+        return None
+    data = table[
+        (table.task == task)
+        & (table.split == split)
+        & (table.probe == "linear")
+        & (table.control == "task")
+    ]
+    data = data.assign(step=pd.to_numeric(data.checkpoint, errors="coerce"))
+    data = data.dropna(subset=["step", "layer"])
+    if data.step.nunique() < 2:
+        return None
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=["accuracy (%)", "selectivity"], horizontal_spacing=0.1
+    )
+    for col, metric in enumerate(("accuracy", "selectivity"), start=1):
+        means = data[data.metric == metric].groupby(["layer", "step"], as_index=False).value.mean()
+        for index, (layer, line) in enumerate(means.groupby("layer")):
+            name = f"layer {int(layer)}"
+            fig.add_trace(
+                go.Scatter(
+                    x=line.step,
+                    y=100 * line.value,
+                    name=name,
+                    mode="lines+markers",
+                    line={"color": color_for(index)},
+                    legendgroup=name,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(title=f"{task}: probe score by training step ({split})")
+    fig.update_xaxes(title_text="training step")
+    return apply_style(fig, style=style, height=420 if style == "screen" else None)
+
+
 def layerwise_figures(table: pd.DataFrame, **kwargs: object) -> dict[str, go.Figure]:
-    """One :func:`layerwise_figure` per task, keyed ``layerwise_<task>``."""
-    return {
-        f"layerwise_{task}": layerwise_figure(table, task, **kwargs)  # type: ignore[arg-type]
-        for task in table.task.dropna().unique()
-    }
+    """Per task: :func:`layerwise_figure` (``layerwise_<task>``) and, for checkpoints of a
+    training run, :func:`emergence_figure` (``emergence_<task>``)."""
+    figures = {}
+    for task in table.task.dropna().unique():
+        figures[f"layerwise_{task}"] = layerwise_figure(table, task, **kwargs)  # type: ignore[arg-type]
+        emergence = emergence_figure(table, task, **kwargs)  # type: ignore[arg-type]
+        if emergence is not None:
+            figures[f"emergence_{task}"] = emergence
+    return figures

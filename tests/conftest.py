@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("PROBE_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``python -m probe ARGS`` in a subprocess, offline, output captured as text."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PROBE_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "probe", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def minilm_path() -> str:

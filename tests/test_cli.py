@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PROBE_OFFLINE": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "probe", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=120,
-    )
+from tests.conftest import run_cli
 
 
 def _study(tmp_path: Path, text: str) -> Path:

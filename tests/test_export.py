@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from probe.figures.landscape import landscape_figures
 from probe.figures.probing import layerwise_figures
 from probe.figures.style import PALETTE
 from probe.figures.training import training_figures
+from tests.conftest import run_cli
 from tests.test_dashboard import (
     FULL,
     NO_MANIFEST,
@@ -29,25 +28,12 @@ from tests.test_dashboard import (
     make_fixture_runs,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_fixture_runs(tmp_path_factory.mktemp("runs"))
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "probe", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-    )
 
 
 def assert_one_line_exit_2(

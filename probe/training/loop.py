@@ -336,20 +336,24 @@ def train_job(
         )
         pending.clear()
 
+    def training_state(at: int, **extra: Any) -> dict:
+        """What ``training_state.pt`` of the checkpoint at step ``at`` records."""
+        return {
+            "step": at,
+            "job": _job_config(job),
+            "seed": seed,
+            "best": best,
+            "architecture": architecture(objective.model.config),
+            "world_size": world,
+            "history": history,
+            **extra,
+        }
+
     def checkpoint(at: int) -> None:
         start = time.perf_counter()
         rng = gather_object([get_rng_state()])  # every process's RNG, for an exact resume
         if accelerator.is_main_process:
-            train_state = {
-                "step": at,
-                "job": _job_config(job),
-                "seed": seed,
-                "best": best,
-                "architecture": architecture(objective.model.config),
-                "world_size": world,
-                "history": history,
-                "rng": rng,
-            }
+            train_state = training_state(at, rng=rng)
             optimizer_state = {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -450,16 +454,7 @@ def train_job(
             }
         )
     if accelerator.is_main_process:
-        final_state = {
-            "step": n_steps,
-            "job": _job_config(job),
-            "seed": seed,
-            "best": best,
-            "architecture": architecture(objective.model.config),
-            "world_size": world,
-            "history": history,
-        }
-        save_final(job_dir / f"step-{n_steps}", job_dir / "final", final_state)
+        save_final(job_dir / f"step-{n_steps}", job_dir / "final", training_state(n_steps))
         if publish is not None:
             publish(history)
     accelerator.wait_for_everyone()

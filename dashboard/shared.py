@@ -107,7 +107,7 @@ def gather(
                             f"table (set {OPTIONAL_TABLE_SETTINGS[name]})"
                         )
                     else:
-                        why = f"not yet: {run.stage_note(stage)}"
+                        why = run.stage_note(stage)
                     st.info(f"**{run.label}** has no `{name}` table: {why}.")
                 continue
             try:

@@ -617,7 +617,7 @@ def test_two_runs_are_drawn_on_one_chart_labelled_by_run(runs_dir: Path) -> None
 def test_partly_finished_run_says_what_is_missing(runs_dir: Path) -> None:
     at = _app(runs_dir, [PARTIAL], "views/probing.py")
     text = _texts(at)
-    assert f"{PARTIAL}** has no `probe` table: not yet" in text and "running" in text
+    assert f"{PARTIAL}** has no `probe` table: the probe stage is running" in text
     assert not _charts(at)
     # Its finished stage still draws.
     assert len(_charts(_app(runs_dir, [PARTIAL], "views/training.py"))) == 2

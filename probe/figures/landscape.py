@@ -35,7 +35,7 @@ __all__ = [
 
 _DASH = {"train": "solid", "dev": "dash", "test": "dot"}
 _PLANE_AXES = {
-    "random": ("filter-normalised direction 1", "filter-normalised direction 2"),
+    "random": ("filter-normalised direction 1", "direction 2"),
     "pca": ("PC 1", "PC 2"),
 }
 _LEVELS = 20
@@ -51,13 +51,17 @@ def _splits(table: pd.DataFrame) -> list[str]:
 
 
 def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
-    """Colour-bar ticks at 1-2-5 steps of the loss, placed on the log10 scale."""
-    values = []
-    for exponent in range(math.floor(low) - 1, math.ceil(high) + 1):
-        for mantissa in (1, 2, 5):
-            value = mantissa * 10.0**exponent
-            if low <= math.log10(value) <= high:
-                values.append(value)
+    """Colour-bar ticks at 1-2-5 steps of the loss (1-2-...-9 when that gives under three ticks,
+    e.g. a loss between 0.3 and 0.75), placed on the log10 scale."""
+    for mantissas in ((1, 2, 5), tuple(range(1, 10))):
+        values = []
+        for exponent in range(math.floor(low) - 1, math.ceil(high) + 1):
+            for mantissa in mantissas:
+                value = mantissa * 10.0**exponent
+                if low <= math.log10(value) <= high:
+                    values.append(value)
+        if len(values) >= 3:
+            break
     return [math.log10(v) for v in values], [f"{v:g}" for v in values]
 
 
@@ -206,7 +210,7 @@ def contour_figure(
         cols=len(models),
         subplot_titles=titles,
         horizontal_spacing=0.08,
-        vertical_spacing=0.14,
+        vertical_spacing=0.2,  # room for the two-line subplot titles (model · split, sharpness)
     )
     low, high = _log_range(part["value"])
     size = (high - low) / _LEVELS

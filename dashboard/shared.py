@@ -21,8 +21,6 @@ import streamlit as st
 
 from probe.export import FIGURE_GROUPS, build_figures
 from probe.runs import (
-    OPTIONAL_TABLE_SETTINGS,
-    STAGE_TABLES,
     RunError,
     RunInfo,
     combine_runs,
@@ -36,7 +34,6 @@ from probe.runs import (
 DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_KEY = "runs_dir"
 SELECTED_KEY = "selected_runs"
-_STAGE_OF_TABLE = {name: stage for stage, names in STAGE_TABLES.items() for name in names}
 _GROUPS = {group.key: group for group in FIGURE_GROUPS}
 _MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
          "html": "text/html", "csv": "text/csv"}  # fmt: skip
@@ -100,15 +97,7 @@ def gather(
         for name in names:
             if name not in run.tables:
                 if name in required:
-                    stage = _STAGE_OF_TABLE.get(name, "?")
-                    if run.stages.get(stage) == "done" and name in OPTIONAL_TABLE_SETTINGS:
-                        why = (
-                            f"its {stage} stage finished, and the study did not ask for this "
-                            f"table (set {OPTIONAL_TABLE_SETTINGS[name]})"
-                        )
-                    else:
-                        why = run.stage_note(stage)
-                    st.info(f"**{run.label}** has no `{name}` table: {why}.")
+                    st.info(f"**{run.label}** has no `{name}` table: {run.table_note(name)}.")
                 continue
             try:
                 per_table.setdefault(name, {})[labels[run.label]] = read_table(run, name)

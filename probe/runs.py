@@ -40,7 +40,6 @@ from probe.errors import ProbeError
 from probe.results import read_table
 
 __all__ = [
-    "OPTIONAL_TABLE_SETTINGS",
     "STAGES",
     "STAGE_TABLES",
     "RunError",
@@ -70,8 +69,10 @@ STAGE_TABLES: dict[str, tuple[str, ...]] = {
     "landscape": ("landscape_trajectory", "landscape_1d", "landscape_2d", "sharpness"),
 }
 
-#: What a study sets to get a stage's optional tables (said when a finished run lacks one).
-OPTIONAL_TABLE_SETTINGS: dict[str, str] = {
+_STAGE_OF_TABLE = {name: stage for stage, names in STAGE_TABLES.items() for name in names}
+
+# What a study sets to get a stage's optional tables (said when a finished run lacks one).
+_OPTIONAL_TABLE_SETTINGS: dict[str, str] = {
     "probe_summary": "`probe.mix: true`",
     "landscape_1d": "`landscape.line`",
     "landscape_2d": "`landscape.random_plane` or `landscape.pca_plane`",
@@ -150,6 +151,17 @@ class RunInfo:
         return tuple(
             STAGE_TABLES[s][0] for s in self.planned if STAGE_TABLES[s][0] not in self.tables
         )
+
+    def table_note(self, name: str) -> str:
+        """Why table ``name`` is absent, in words: its stage's state, or the study setting that
+        would have produced an optional table of a finished stage."""
+        stage = _STAGE_OF_TABLE.get(name, "?")
+        if self.stages.get(stage) == "done" and name in _OPTIONAL_TABLE_SETTINGS:
+            return (
+                f"its {stage} stage finished, and the study did not ask for this table "
+                f"(set {_OPTIONAL_TABLE_SETTINGS[name]})"
+            )
+        return self.stage_note(stage)
 
     def stage_note(self, stage: str) -> str:
         """Why a stage's tables may be absent, in words (for "missing" messages)."""

@@ -187,7 +187,7 @@ class _Layer:
     eigval: torch.Tensor  # (d,) float32
     Q: torch.Tensor  # (k-1, k) float32
     chunk: int
-    cancel: threading.Event | None = None  # set by the caller to stop a worker thread early
+    cancel: threading.Event  # set by the caller to stop a worker thread early
 
     def loss_grad(
         self, M: torch.Tensor, c: torch.Tensor
@@ -197,7 +197,7 @@ class _Layer:
         One pass over the rows: each chunk's logits, softmax and gradient contribution are
         computed while the chunk is in cache. No host synchronisation happens here.
         """
-        if self.cancel is not None and self.cancel.is_set():
+        if self.cancel.is_set():
             raise _CancelledError
         X, Q = self.X, self.Q
         bias = c - self.mean @ M

@@ -49,6 +49,7 @@ from probe.probes.spans import pair_features, span_features, word_features
 from probe.probes.summaries import (
     MIN_COG_GAIN_POINTS,
     center_of_gravity,
+    center_of_gravity_is_meaningful,
     cumulative_mix_scores,
     expected_layer,
 )
@@ -296,13 +297,13 @@ def probe_task(
     layers: Sequence[int],
     seed: int,
     model_label: str,
-    probe: LayerwiseLogisticRegression | None = None,
+    probe: LayerwiseLogisticRegression,
 ) -> list[dict]:
-    """Fit task, control and majority probes for one seed; tidy rows for dev and test.
+    """Score the task probe and fit the control and majority probes for one seed; tidy rows.
 
-    ``probe``: the task probe already fitted on these features. The task fit does not depend on
-    the seed (a convex objective solved from zero weights), so callers looping over seeds fit it
-    once and pass it in; only the control task, the bootstrap and the mix subsample vary by seed.
+    ``probe`` is the task probe from :func:`fit_task_probe` on these features. That fit does not
+    depend on the seed (a convex objective solved from zero weights), so it is fitted once for
+    all seeds; only the control task, the bootstrap and the mix subsample vary by seed.
     """
     section = ctx.study.probe
     assert section is not None
@@ -312,8 +313,6 @@ def probe_task(
     common = {"model": model_label, "task": task.name}
     rows: list[dict] = []
 
-    if probe is None:
-        probe = fit_task_probe(ctx, task, X)
     task_pred = {s: probe.predict(X[s]) for s in EVAL_SPLITS}
     for s in EVAL_SPLITS:
         rows += _rows_for(
@@ -593,8 +592,8 @@ def centre_of_gravity_table(frame: pd.DataFrame) -> Table:
     mix_k = frame[(frame.metric == "accuracy") & (frame.probe == "mix-k")]
     first = mix_k[mix_k.layer == mix_k.layer.min()].groupby(["model", "task"]).value.mean()
     last = mix_k[mix_k.layer == mix_k.layer.max()].groupby(["model", "task"]).value.mean()
-    gain = 100 * (last - first)
-    scalar = scalar.assign(stable=gain.reindex(scalar.index) >= MIN_COG_GAIN_POINTS)
+    gain = last - first
+    scalar = scalar.assign(stable=center_of_gravity_is_meaningful(gain.reindex(scalar.index)))
     ordered = scalar.sort_values(["stable", "center_of_gravity"], ascending=[False, True])
     for (model, task), row in ordered.iterrows():
         cog = f"{row.center_of_gravity:.2f}"
@@ -605,7 +604,7 @@ def centre_of_gravity_table(frame: pd.DataFrame) -> Table:
             f"{row.expected_layer:.2f}",
             f"{100 * first[(model, task)]:.2f}",
             f"{100 * last[(model, task)]:.2f}",
-            f"{gain[(model, task)]:.2f}",
+            f"{100 * gain[(model, task)]:.2f}",
         )
     return table
 

@@ -99,6 +99,15 @@ def differential_scores(cumulative_scores) -> np.ndarray:
 MIN_COG_GAIN_POINTS = 1.0
 
 
+def center_of_gravity_is_meaningful(total_gain):
+    """Whether mixing in layers 1..L gains at least ``MIN_COG_GAIN_POINTS`` accuracy points.
+
+    ``total_gain`` is ``score(mix-L) - score(mix-0)`` (= the sum of the deltas) as a fraction;
+    scalar or array-like (pandas objects keep their index).
+    """
+    return 100 * total_gain >= MIN_COG_GAIN_POINTS
+
+
 def center_of_gravity_from_deltas(deltas) -> float | np.ndarray:
     """``sum_{l=1}^{L} l * Delta^(l) / sum_{l=1}^{L} Delta^(l)`` from differential scores.
 
@@ -476,9 +485,11 @@ def cumulative_mix_scores(
 
 
 __all__ = [
+    "MIN_COG_GAIN_POINTS",
     "ScalarMixProbe",
     "center_of_gravity",
     "center_of_gravity_from_deltas",
+    "center_of_gravity_is_meaningful",
     "cumulative_mix_scores",
     "differential_scores",
     "expected_layer",

@@ -32,6 +32,7 @@ __all__ = [
     "capture_words",
     "hook_points",
     "plan_batches",
+    "position_limit",
     "tokenize_words",
 ]
 
@@ -40,24 +41,59 @@ def _base_model(model: nn.Module) -> nn.Module:
     return getattr(model, "base_model", model)
 
 
+def _embedding_output(base: nn.Module) -> nn.Module:
+    """The module whose output is ``hidden_states[0]``.
+
+    ELECTRA projects small embeddings up to ``hidden_size`` (``embeddings_project``) and ALBERT
+    does the same inside its encoder (``embedding_hidden_mapping_in``); the encoder's first
+    hidden state is the projected one, so that projection is layer 0.
+    """
+    if hasattr(base, "embeddings_project"):
+        return base.embeddings_project
+    if hasattr(base, "encoder") and hasattr(base.encoder, "embedding_hidden_mapping_in"):
+        return base.encoder.embedding_hidden_mapping_in
+    return base.embeddings
+
+
+def _encoder_layers(base: nn.Module, n_layers: int) -> list[nn.Module] | None:
+    """The module producing each of ``hidden_states[1..L]``, in order (may repeat a module)."""
+    encoder = getattr(base, "encoder", None)
+    if encoder is not None and hasattr(encoder, "albert_layer_groups"):
+        # ALBERT shares weights: layer i runs layer group i // (L / n_groups), so one module
+        # produces several layers (the formula is AlbertTransformer.forward's).
+        groups = encoder.albert_layer_groups
+        return [groups[int(i / (n_layers / len(groups)))] for i in range(n_layers)]
+    if encoder is not None and hasattr(encoder, "layer"):
+        layers = list(encoder.layer)
+        if getattr(encoder, "conv", None) is not None:
+            # DeBERTa-v2 with conv_kernel_size > 0 adds a convolution of the embeddings to the
+            # first layer's output; hidden_states[1] is the ConvLayer's output.
+            layers[0] = encoder.conv
+        return layers
+    transformer = getattr(base, "transformer", None)
+    if transformer is not None and hasattr(transformer, "layer"):
+        return list(transformer.layer)  # DistilBERT
+    return None
+
+
 def hook_points(model: nn.Module) -> dict[str, nn.Module]:
     """Map hook names (``embed``, ``layers.{l}.output``) to the modules that produce them.
 
-    Works for BERT-style encoders (``embeddings`` + ``encoder.layer``: BERT, RoBERTa, ELECTRA,
-    XLM-R, ...) and DistilBERT (``transformer.layer``).
+    Works for BERT-style encoders (``embeddings`` + ``encoder.layer``: BERT, RoBERTa, XLM-R,
+    DeBERTa-v2), ELECTRA (layer 0 is the projected embedding), DistilBERT
+    (``transformer.layer``) and ALBERT, whose layers share weights: there several names map to
+    the same module, and :func:`capture_layers` tells the layers apart by call order.
     """
     base = _base_model(model)
-    layers = None
-    if hasattr(base, "encoder") and hasattr(base.encoder, "layer"):
-        layers = base.encoder.layer
-    elif hasattr(base, "transformer") and hasattr(base.transformer, "layer"):
-        layers = base.transformer.layer
-    if layers is None or not hasattr(base, "embeddings"):
+    n_layers = int(getattr(base.config, "num_hidden_layers", getattr(base.config, "n_layers", 0)))
+    layers = _encoder_layers(base, n_layers) if hasattr(base, "embeddings") else None
+    if layers is None:
         raise TypeError(
             f"{type(model).__name__} is not a BERT-style encoder (needs .embeddings and "
-            ".encoder.layer); capture supports BERT-family models"
+            ".encoder.layer); capture supports BERT, RoBERTa, DistilBERT, ELECTRA, ALBERT and "
+            "DeBERTa-v2 models"
         )
-    points: dict[str, nn.Module] = {"embed": base.embeddings}
+    points: dict[str, nn.Module] = {"embed": _embedding_output(base)}
     for index, layer in enumerate(layers, start=1):
         points[f"layers.{index}.output"] = layer
     return points
@@ -73,28 +109,64 @@ def capture_layers(model: nn.Module, layers: Sequence[int]) -> Iterator[dict[int
 
     Yields a dict that every forward pass overwrites: ``store[l]`` of shape
     (batch, seq, d_model). Hooks are removed on exit, also when the body raises.
+
+    A module that produces several layers (ALBERT's shared layer group) runs once per layer in
+    a forward pass; its ``k``-th call is the ``k``-th of the layers it produces. The call count
+    restarts whenever layer 0 runs, which happens once at the start of every forward pass.
     """
     points = hook_points(model)
+    names = list(points)
     store: dict[int, torch.Tensor] = {}
     handles = []
+    for layer in layers:
+        if _layer_hook_name(layer) not in points:
+            raise ValueError(f"layer {layer} out of range 0..{len(points) - 1}")
+    wanted = set(layers)
+    # Per distinct module: the layer number of each of its calls, in call order.
+    produces: dict[int, list[int]] = {}
+    modules: dict[int, nn.Module] = {}
+    for number, name in enumerate(names):
+        produces.setdefault(id(points[name]), []).append(number)
+        modules[id(points[name])] = points[name]
+    calls = dict.fromkeys(produces, 0)
 
-    def make_hook(layer: int) -> Callable[..., None]:
+    def make_hook(key: int) -> Callable[..., None]:
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            # Some encoders return (hidden, attention, ...) tuples from a layer.
-            store[layer] = output[0] if isinstance(output, tuple) else output  # type: ignore[index]
+            numbers = produces[key]
+            number = numbers[calls[key] % len(numbers)]
+            calls[key] += 1
+            if number in wanted:
+                # Some encoders return (hidden, attention, ...) tuples from a layer.
+                store[number] = output[0] if isinstance(output, tuple) else output  # type: ignore[index]
 
         return hook
 
+    def restart(_module: nn.Module, _inputs: object) -> None:
+        for key in calls:
+            calls[key] = 0
+
     try:
-        for layer in layers:
-            name = _layer_hook_name(layer)
-            if name not in points:
-                raise ValueError(f"layer {layer} out of range 0..{len(points) - 1}")
-            handles.append(points[name].register_forward_hook(make_hook(layer)))
+        handles.append(points["embed"].register_forward_pre_hook(restart))
+        for key, module in modules.items():
+            if wanted.intersection(produces[key]):
+                handles.append(module.register_forward_hook(make_hook(key)))
         yield store
     finally:
         for handle in handles:
             handle.remove()
+
+
+def position_limit(model: nn.Module) -> int:
+    """Longest input (special tokens included) the model's position embeddings allow.
+
+    RoBERTa-style models (RoBERTa, XLM-R) number positions from ``padding_idx + 1``, so of their
+    ``max_position_embeddings`` (514) only 512 are usable; BERT uses all of them.
+    """
+    config = _base_model(model).config
+    limit = int(getattr(config, "max_position_embeddings", 512))
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= int(getattr(config, "pad_token_id", 1) or 0) + 1
+    return limit
 
 
 # --------------------------------------------------------------------------- planning
@@ -124,16 +196,56 @@ class BatchPlan:
     padding_share: float
 
 
+_PROBE_WORDS = ("Probing", "words")
+
+
+def _word_prefix(tokenizer: object) -> str:
+    """What to put before each word so that pre-split words tokenize as in running text.
+
+    WordPiece and SentencePiece (Metaspace) tokenizers mark word starts themselves: ``""``.
+    A byte-level BPE tokenizer (RoBERTa, GPT-2 style) encodes the space *inside* the next token
+    (``Ġwords``); fed pre-split words without ``add_prefix_space`` it would tokenize every word as
+    if glued to the previous one, and in transformers 5 it does so silently. Such tokenizers get
+    a leading space on every word, which is what ``add_prefix_space=True`` does.
+
+    Raises
+    ------
+    ValueError
+        The tokenizer splits pre-split words differently from running text either way, so word
+        vectors would not be those of the sentence the model normally sees.
+    """
+
+    def ids(words: Sequence[str]) -> list[int]:
+        return tokenizer(  # type: ignore[operator]
+            list(words), is_split_into_words=True, add_special_tokens=False
+        )["input_ids"]
+
+    def text(sentence: str) -> list[int]:
+        return tokenizer(sentence, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+
+    if ids(_PROBE_WORDS) == text(" ".join(_PROBE_WORDS)):
+        return ""
+    if ids([" " + w for w in _PROBE_WORDS]) == text(" " + " ".join(_PROBE_WORDS)):
+        return " "
+    raise ValueError(
+        f"{type(tokenizer).__name__} tokenizes pre-split words differently from running text; "
+        "word alignment supports WordPiece, SentencePiece and byte-level BPE tokenizers"
+    )
+
+
 def tokenize_words(tokenizer: object, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
     """Subword ids of every word of every sentence, shape ``[sentence][word][subword]``.
 
+    The subwords are those of the sentence as running text (words joined by spaces), for
+    WordPiece, SentencePiece and byte-level BPE tokenizers alike (see :func:`_word_prefix`).
     A word the tokenizer maps to nothing (e.g. a lone zero-width character) gets the unknown
     token, so that every word has at least one subword and hence a vector.
     """
     if not sentences:
         return []
+    prefix = _word_prefix(tokenizer)
     encoded = tokenizer(  # type: ignore[operator]
-        [list(s) for s in sentences],
+        [[prefix + w for w in s] for s in sentences],
         is_split_into_words=True,
         add_special_tokens=False,
         verbose=False,  # long sentences are windowed below; the length warning is noise
@@ -302,7 +414,7 @@ def capture_words(
     plan : the batch plan, with padding statistics.
     """
     device = next(model.parameters()).device
-    limit = max_length or int(getattr(model.config, "max_position_embeddings", 512))
+    limit = max_length or position_limit(model)
     prefix, suffix = _special_ids(tokenizer)
     pieces = tokenize_words(tokenizer, sentences)
     plan = plan_batches(

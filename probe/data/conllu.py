@@ -9,15 +9,17 @@ dependency that still needs the same validation.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from probe.data.registry import open_text
 from probe.errors import DataError
 
-__all__ = ["UDSentence", "parse_conllu", "read_conllu"]
+__all__ = ["UDSentence", "parse_conllu", "parse_feats", "read_conllu"]
 
 _N_COLUMNS = 10
+_FEATS = re.compile(r"_|[^=|]+=[^=|]+(?:\|[^=|]+=[^=|]+)*")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class UDSentence:
         FORM, UPOS, XPOS and the full DEPREL (subtype included, e.g. ``nmod:poss``).
     heads : tuple of int, of length n_words
         HEAD as in the file: 1-based index of the head word, ``0`` for the root.
+    feats : tuple of str, of length n_words
+        FEATS as in the file: ``Case=Nom|Number=Sing``, or ``_`` for none (see :func:`parse_feats`).
     """
 
     sent_id: str | None
@@ -43,23 +47,48 @@ class UDSentence:
     xpos: tuple[str, ...]
     heads: tuple[int, ...]
     deprels: tuple[str, ...]
+    feats: tuple[str, ...] = ()
+
+
+def parse_feats(feats: str, where: str = "<string>", lineno: int = 0) -> dict[str, str]:
+    """Split a FEATS cell into a dict; ``_`` is no features.
+
+    Examples
+    --------
+    >>> parse_feats("Case=Nom|Number=Sing")
+    {'Case': 'Nom', 'Number': 'Sing'}
+    >>> parse_feats("_")
+    {}
+    """
+    if feats == "_":
+        return {}
+    out: dict[str, str] = {}
+    for item in feats.split("|"):
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise DataError(
+                f"{where}:{lineno}: FEATS {feats!r} is not Feature=Value pairs joined by '|' "
+                "(or _ for none)"
+            )
+        out[key] = value
+    return out
 
 
 def _build(
-    rows: list[tuple[str, str, str, int, str]],
+    rows: list[tuple[str, str, str, int, str, str]],
     linenos: list[int],
     sent_id: str | None,
     text: str | None,
     where: str,
 ) -> UDSentence:
     n = len(rows)
-    for (_, _, _, head, _), lineno in zip(rows, linenos, strict=True):
+    for (_, _, _, head, _, _), lineno in zip(rows, linenos, strict=True):
         if not 0 <= head <= n:
             raise DataError(
                 f"{where}:{lineno}: HEAD {head} is outside the sentence (1..{n}, or 0 for root)"
             )
-    words, upos, xpos, heads, deprels = zip(*rows, strict=True)
-    return UDSentence(sent_id, text, words, upos, xpos, heads, deprels)
+    words, upos, xpos, heads, deprels, feats = zip(*rows, strict=True)
+    return UDSentence(sent_id, text, words, upos, xpos, heads, deprels, feats)
 
 
 def parse_conllu(lines: list[str] | tuple[str, ...], where: str = "<string>") -> list[UDSentence]:
@@ -72,7 +101,7 @@ def parse_conllu(lines: list[str] | tuple[str, ...], where: str = "<string>") ->
     (('Hi',), (0,), ('root',))
     """
     sentences: list[UDSentence] = []
-    rows: list[tuple[str, str, str, int, str]] = []
+    rows: list[tuple[str, str, str, int, str, str]] = []
     linenos: list[int] = []
     sent_id: str | None = None
     text: str | None = None
@@ -108,7 +137,9 @@ def parse_conllu(lines: list[str] | tuple[str, ...], where: str = "<string>") ->
             head = int(cols[6])
         except ValueError:
             raise DataError(f"{where}:{lineno}: HEAD {cols[6]!r} is not an integer") from None
-        rows.append((cols[1], cols[3], cols[4], head, cols[7]))
+        if not _FEATS.fullmatch(cols[5]):
+            parse_feats(cols[5], where, lineno)  # raises, naming what is expected
+        rows.append((cols[1], cols[3], cols[4], head, cols[7], cols[5]))
         linenos.append(lineno)
     if rows:
         sentences.append(_build(rows, linenos, sent_id, text, where))

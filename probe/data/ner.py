@@ -21,7 +21,7 @@ from pathlib import Path
 from probe.data.registry import open_text
 from probe.errors import DataError
 
-__all__ = ["NERSentence", "iob2_spans", "read_conll2003", "read_iob2", "read_ner"]
+__all__ = ["NERSentence", "iob2_spans", "read_conll2003", "read_iob2", "read_ner", "read_tagged"]
 
 _TAG = re.compile(r"O|[BI]-[^\s]+")
 
@@ -169,3 +169,53 @@ def read_ner(path: str | Path) -> list[NERSentence]:
     """Read either NER format, chosen by suffix: ``.iob2`` is UNER, anything else CoNLL-2003."""
     name = Path(path).name.removesuffix(".gz")
     return read_iob2(path) if name.endswith(".iob2") else read_conll2003(path)
+
+
+def read_tagged(path: str | Path) -> list[NERSentence]:
+    """Read any one-token-per-line IOB file: the word is the first column, the tag the last.
+
+    This covers CoNLL-2003 (``word POS chunk NER``), two-column ``word tag`` files and most
+    exports of annotation tools. Columns are tab-separated when a line holds a tab, else split on
+    whitespace; every token line of a file must have the same number of columns. Blank lines end
+    sentences; ``-DOCSTART-`` lines and ``# key = value`` comments are skipped.
+
+    Raises
+    ------
+    DataError
+        Naming the file and line of a line with too few or a changed number of columns, or a
+        tag that is not ``O``, ``B-TYPE`` or ``I-TYPE``.
+    """
+    where = str(path)
+    sentences: list[NERSentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    n_columns: tuple[int, int] | None = None  # (count, line where it was set)
+    with open_text(path) as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                if words:
+                    sentences.append(NERSentence(tuple(words), tuple(tags)))
+                words, tags = [], []
+                continue
+            if line.startswith("-DOCSTART-") or (line.startswith("# ") and "=" in line):
+                continue
+            cols = line.split("\t") if "\t" in line else line.split()
+            if len(cols) < 2:
+                raise DataError(
+                    f"{where}:{lineno}: expected a word and its IOB tag (word ... tag), got "
+                    f"{len(cols)} column; is this a tagged file?"
+                )
+            if n_columns is None:
+                n_columns = (len(cols), lineno)
+            elif len(cols) != n_columns[0]:
+                raise DataError(
+                    f"{where}:{lineno}: expected {n_columns[0]} columns as on line "
+                    f"{n_columns[1]}, got {len(cols)}"
+                )
+            _check_tag(cols[-1], where, lineno)
+            words.append(cols[0])
+            tags.append(cols[-1])
+    if words:
+        sentences.append(NERSentence(tuple(words), tuple(tags)))
+    return sentences

@@ -43,6 +43,7 @@ __all__ = [
     "TaskKind",
     "TaskSpec",
     "TaskSplit",
+    "assemble_task",
     "load_task",
     "word_types",
 ]
@@ -322,7 +323,17 @@ def load_task(
         raise DataError(f"unknown task {name!r}; {hint}")
     spec = TASKS[name]
     raw, note = _build_raw(name, _check_limit(limit), seed)
+    return assemble_task(name, spec.dataset, spec.kind, raw, note)
 
+
+def assemble_task(
+    name: str, dataset: str, kind: TaskKind, raw: Mapping[str, _RawSplit], note: str
+) -> TaskData:
+    """Index labels (train labels sorted, then dev/test-only ones) and freeze the splits.
+
+    Every task, built-in or read from a user's files, goes through here, so label indices and
+    the note on labels unseen in train mean the same thing everywhere.
+    """
     train_labels = sorted(set(raw["train"].labels))
     unseen = sorted(set().union(*(raw[s].labels for s in SPLITS)) - set(train_labels))
     label_names = tuple(train_labels + unseen)
@@ -331,7 +342,7 @@ def load_task(
         shown = ", ".join(unseen[:10]) + (", ..." if len(unseen) > 10 else "")
         note += f"; {len(unseen)} label(s) occur only in dev/test and count as errors: {shown}"
 
-    width = 1 + 2 * _N_SPANS[spec.kind]
+    width = 1 + 2 * _N_SPANS[kind]
     splits: dict[str, TaskSplit] = {}
     for split in SPLITS:
         r = raw[split]
@@ -340,7 +351,7 @@ def load_task(
         targets.flags.writeable = False
         labels.flags.writeable = False
         splits[split] = TaskSplit(r.sentences, targets, labels, r.source)
-    return TaskData(name, spec.dataset, spec.kind, label_names, splits, note)
+    return TaskData(name, dataset, kind, label_names, splits, note)
 
 
 def word_types(split: TaskSplit) -> list[str | tuple]:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from probe.capture import _autocast, capture_layers
+from probe.capture import _autocast, capture_layers, position_limit
 
 __all__ = [
     "POOLING_KINDS",
@@ -216,7 +216,7 @@ def encode_sentences(
     layers = sorted({layer for _, layer in parsed if layer is not None})
     device = next(model.parameters()).device
     d_model = int(model.config.hidden_size)
-    limit = max_length or int(getattr(model.config, "max_position_embeddings", 512))
+    limit = max_length or position_limit(model)
     if out is None:
         out = np.zeros((len(features), len(sentences), d_model), dtype=np.float32)
     if not sentences:

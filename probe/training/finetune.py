@@ -68,6 +68,11 @@ def freeze_lowest_layers(model: nn.Module, k: int) -> list[str]:
             f"freeze_layers: {k} exceeds the model's {len(points)} layers "
             f"(embeddings + {len(points) - 1} encoder layers)"
         )
+    shared = {id(m) for _, m in points[:k]} & {id(m) for _, m in points[k:]}
+    if shared:
+        raise StudyError(
+            f"freeze_layers: {k} splits layers that share weights (ALBERT); freeze none or all"
+        )
     for _name, module in points[:k]:
         for parameter in module.parameters():
             parameter.requires_grad_(False)

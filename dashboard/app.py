@@ -27,6 +27,7 @@ PAGES = [
     st.Page("views/probing.py", title="Probe curves", icon=":material/show_chart:"),
     st.Page("views/summary.py", title="Cross-task summary", icon=":material/stacked_bar_chart:"),
     st.Page("views/training.py", title="Training", icon=":material/trending_down:"),
+    st.Page("views/ablations.py", title="Pretraining ablations", icon=":material/compare:"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page("views/landscape.py", title="Landscape", icon=":material/terrain:"),
     st.Page("views/details.py", title="Run details", icon=":material/info:"),

@@ -122,13 +122,22 @@ def _landscape_figures(
     )
 
 
+def _ablation_figures(
+    tables: Mapping[str, pd.DataFrame], style: Style, **_: object
+) -> dict[str, go.Figure]:
+    from probe.figures.ablations import ablation_figures
+
+    return ablation_figures(tables["training"], tables.get("probe"), style=style)
+
+
 @dataclass(frozen=True)
 class FigureGroup:
     """One kind of result and the figures drawn from it.
 
     Attributes
     ----------
-    key : short name (``probe``, ``summary``, ``training``, ``embeddings``, ``landscape``).
+    key : short name (``probe``, ``summary``, ``training``, ``ablations``, ``embeddings``,
+        ``landscape``).
     title : heading for the dashboard.
     stage : the stage that writes the tables.
     tables : tables the builder needs (all of them).
@@ -152,6 +161,8 @@ class FigureGroup:
 #: The figures a run can have, in the order of the stages that write their tables.
 FIGURE_GROUPS: tuple[FigureGroup, ...] = (
     FigureGroup("training", "Training curves", "train", ("training",), _training_figures),
+    FigureGroup("ablations", "Pretraining ablations", "train", ("training",), _ablation_figures,
+                optional=("probe",)),
     FigureGroup("probe", "Layer-wise probes", "probe", ("probe",), _probe_figures),
     FigureGroup("summary", "Cross-task summary", "probe", ("probe_summary",), _summary_figures),
     FigureGroup("embeddings", "Sentence embeddings", "embeddings", ("embeddings",),

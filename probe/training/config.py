@@ -63,7 +63,11 @@ FINETUNE_TASKS = ("sst2", "upos", "xpos", "ner_conll2003", "ner_uner")
 # Job fields that do not change the weights a job ends with: a resumed job may differ in these.
 RESUMABLE_FIELDS = frozenset(
     {"save_every", "save_steps", "keep_optimizer", "log_every", "eval_every", "eval_examples"}
+    | {"arm"}  # a label that groups seeds in figures
 )
+
+#: BERT's create_pretraining_data.py default: the data is masked in 10 different ways.
+DEFAULT_DUPE_FACTOR = 10
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -116,6 +120,16 @@ class PretrainJob(_JobBase):
 
     Architecture: ``size`` names one of :data:`SIZES`; ``d_model``, ``n_layers``, ``n_heads`` and
     ``d_ff`` (the intermediate, feed-forward width) override it.
+
+    Objective settings (the pretraining ablations; see the README): ``mlm_probability`` is the
+    share of tokens chosen as targets, ``replacement`` the shares of targets that become
+    ``[MASK]``, a random token, or stay unchanged (BERT: 0.8, 0.1, 0.1); ``masking: dynamic``
+    draws masks afresh every time a sequence is fed (RoBERTa), ``masking: static`` masks
+    ``dupe_factor`` copies of the data once each and reuses those masks (BERT); ``nsp: false``
+    trains the masked LM alone, and ``packing: full_sentences`` then packs sentences across
+    document boundaries (RoBERTa's FULL-SENTENCES). ``train_documents`` keeps only the first N
+    training documents (a small corpus that training repeats many times). ``arm`` names the
+    setting a job is one seed of: jobs with the same arm are averaged in the ablation figures.
     """
 
     kind: Literal["pretrain"]
@@ -133,11 +147,43 @@ class PretrainJob(_JobBase):
     tokenizer: str = "train"
     vocab_size: Annotated[int, Field(ge=64)] = 8192
     lowercase: bool = True
+    train_documents: PositiveInt | None = None
     mlm_probability: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    replacement: tuple[Probability, Probability, Probability] = (0.8, 0.1, 0.1)
     whole_word_mask: bool = False
+    masking: Literal["dynamic", "static"] = "dynamic"
+    dupe_factor: PositiveInt | None = None
     nsp: bool = True
+    packing: Literal["document", "full_sentences"] = "document"
     short_seq_prob: Probability = 0.1
     eval_examples: PositiveInt = 512
+    arm: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")] | None = None
+
+    @property
+    def copies(self) -> int:
+        """Masked copies of the data: ``dupe_factor`` (default 10) for static masking, else 0."""
+        if self.masking != "static":
+            return 0
+        return self.dupe_factor if self.dupe_factor is not None else DEFAULT_DUPE_FACTOR
+
+    @model_validator(mode="after")
+    def _masking_settings_agree(self) -> PretrainJob:
+        if abs(sum(self.replacement) - 1) > 1e-6:
+            raise ValueError(
+                f"job {self.name!r}: replacement {list(self.replacement)} must sum to 1 "
+                "(shares of targets that become [MASK], a random token, or stay unchanged)"
+            )
+        if self.dupe_factor is not None and self.masking != "static":
+            raise ValueError(
+                f"job {self.name!r}: dupe_factor only applies to masking: static "
+                f"(got masking: {self.masking}); remove it or set masking: static"
+            )
+        if self.packing == "full_sentences" and self.nsp:
+            raise ValueError(
+                f"job {self.name!r}: packing: full_sentences crosses document boundaries, which "
+                "next-sentence pairs cannot; set nsp: false or packing: document"
+            )
+        return self
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> PretrainJob:

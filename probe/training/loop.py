@@ -15,6 +15,7 @@ between pretraining and fine-tuning lives in an *objective* object
     n_tokens(batch) -> tensor                             # non-padding tokens, for throughput
     loss(module, batch) -> {"loss": ..., other parts}     # scalars
     evaluate(module, device, split="dev") -> {metric: float}
+    extra_evaluations(module, device)   # optional: [{"split", "metric", "value"}] at each eval
     final_splits            # optional: splits scored once after the last step (e.g. test)
     baseline_rows() -> [{"split", "metric", "value"}]     # constant reference lines
     lengths                 # optional: tokens per training example, for group_by_length
@@ -290,6 +291,10 @@ def train_job(
                     "value": float(value),
                 }
             )
+        # Optional: an objective's other fixed evaluation sets, each under its own split.
+        extra = getattr(objective, "extra_evaluations", None)
+        for row in extra(accelerator.unwrap_model(module), accelerator.device) if extra else ():
+            history.append({"step": at, "epoch": epoch_of(at), **row})
         main = metrics.get(objective.main_metric)
         if main is not None:
             better = best is None or (

@@ -1,12 +1,18 @@
-"""Dynamic masking for masked-LM pretraining, drawn afresh for every batch.
+"""Masked-LM masking: choose targets and replace them, from an explicit generator.
 
 BERT's recipe: choose 15% of the non-special tokens as prediction targets; of those, 80% become
-``[MASK]``, 10% a random token and 10% stay unchanged. Optionally whole-word masking: a word is
-chosen or not as a unit (all of its WordPiece pieces together).
+``[MASK]``, 10% a random token and 10% stay unchanged (both shares are settings:
+``mlm_probability`` and ``replacement``). Optionally whole-word masking: a word is chosen or not
+as a unit (all of its WordPiece pieces together).
+
+Dynamic masking calls the masker on every batch with a generator seeded by the step; static
+masking (:mod:`probe.training.static_masking`) calls :meth:`Masker.mask_rows` with one generator
+per (copy, sequence), so each copy of a sequence always gets the same mask.
 
 Token-level masking reuses ``transformers.DataCollatorForLanguageModeling.torch_mask_tokens``
 (checked in transformers 5.x: it draws targets with probability ``mlm_probability`` outside the
-``special_tokens_mask`` and applies the 80/10/10 split with the collator's ``generator``).
+``special_tokens_mask`` and applies the [MASK]/random/unchanged split, given as
+``mask_replace_prob`` and ``random_replace_prob``, with the collator's ``generator``).
 
 Whole-word masking is written here because the 5.x library version is not BERT's: with
 ``whole_word_mask=True`` the collator warns and *forces* ``mask_replace_prob=1`` (every chosen
@@ -15,7 +21,7 @@ token becomes ``[MASK]``; no random or unchanged targets), and it finds words fr
 does not start with WordPiece's ``##`` continuation marker plus the ``##`` pieces after it (the
 rule of Google's ``create_pretraining_data.py``); each word is chosen with probability
 ``mlm_probability`` (so each token is a target with that probability, as for token masking), and
-the 80/10/10 split is drawn per token, as in Google's implementation.
+the replacement split is drawn per token, as in Google's implementation.
 
 Every draw takes an explicit ``torch.Generator``, so the masks of a batch depend only on the seed
 the training loop derives from (job seed, step, micro-batch, process): resuming mid-epoch
@@ -42,14 +48,29 @@ class Masker:
     tokenizer : a fast BERT-style tokenizer (``mask_token``, ``##`` continuation pieces).
     mlm_probability : share of non-special tokens chosen as targets.
     whole_word : choose whole words (all their pieces) instead of single pieces.
+    replacement : shares of targets that become ``[MASK]``, a random token, or stay unchanged.
     """
 
-    def __init__(self, tokenizer: Any, mlm_probability: float = 0.15, *, whole_word: bool = False):
+    def __init__(
+        self,
+        tokenizer: Any,
+        mlm_probability: float = 0.15,
+        *,
+        whole_word: bool = False,
+        replacement: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    ):
+        if abs(sum(replacement) - 1) > 1e-6 or min(replacement) < 0:
+            raise ValueError(f"replacement shares must be >= 0 and sum to 1, got {replacement}")
         self.tokenizer = tokenizer
         self.mlm_probability = mlm_probability
         self.whole_word = whole_word
+        self.replacement = tuple(float(r) for r in replacement)
         self._collator = DataCollatorForLanguageModeling(
-            tokenizer, mlm=True, mlm_probability=mlm_probability
+            tokenizer,
+            mlm=True,
+            mlm_probability=mlm_probability,
+            mask_replace_prob=self.replacement[0],
+            random_replace_prob=self.replacement[1],
         )
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         self._continuation = torch.tensor([p.startswith("##") for p in pieces], dtype=torch.bool)
@@ -96,7 +117,30 @@ class Masker:
         draw = torch.rand(input_ids.shape, generator=generator)
         random_ids = torch.randint(len(self.tokenizer), input_ids.shape, generator=generator)
         inputs = input_ids.clone()
-        inputs[targets & (draw < 0.8)] = self.tokenizer.mask_token_id
-        replace = targets & (draw >= 0.8) & (draw < 0.9)
+        to_mask, to_random = self.replacement[0], self.replacement[0] + self.replacement[1]
+        inputs[targets & (draw < to_mask)] = self.tokenizer.mask_token_id
+        replace = targets & (draw >= to_mask) & (draw < to_random)
         inputs[replace] = random_ids[replace]
+        return inputs, labels
+
+    def mask_rows(
+        self,
+        input_ids: torch.Tensor,
+        special_tokens_mask: torch.Tensor,
+        lengths: list[int],
+        generators: list[torch.Generator],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask each row with its own generator, over its unpadded length only.
+
+        A row's mask then depends on its tokens and its generator alone, not on the other rows
+        of the batch or on how far the batch is padded: what static masking needs to give a
+        sequence the same mask in every epoch. Arguments as for ``__call__``, plus the real
+        ``lengths`` of the rows and one generator per row.
+        """
+        inputs = input_ids.clone()
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        for row, (n, generator) in enumerate(zip(lengths, generators, strict=True)):
+            inputs[row : row + 1, :n], labels[row : row + 1, :n] = self(
+                input_ids[row : row + 1, :n], special_tokens_mask[row : row + 1, :n], generator
+            )
         return inputs, labels

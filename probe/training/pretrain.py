@@ -13,7 +13,27 @@ Data, following BERT's ``create_pretraining_data.py`` with dynamic masking:
 - Each time a chunk is drawn (per epoch), a generator seeded by (seed, epoch, chunk) splits it into
   segments A and B at a sentence boundary; with probability 0.5, B is replaced by a same-length run
   of sentences from another document (``next_sentence_label`` 1, else 0, as ``BertForPreTraining``
-  expects). Masking is drawn per batch by :class:`probe.training.masking.Masker`.
+  expects). Masking is drawn per batch by :class:`probe.training.masking.Masker` (``masking:
+  dynamic``), or, with ``masking: static``, once per copy of the data: epoch ``e`` feeds copy
+  ``e mod dupe_factor``, whose pairs and masks are a function of (seed, copy, chunk) alone
+  (:mod:`probe.training.static_masking`).
+- Without NSP (``nsp: false``) a chunk is one segment ``[CLS] tokens [SEP]`` and batches carry no
+  ``next_sentence_label``; ``packing: full_sentences`` packs sentences across documents instead
+  (:mod:`probe.training.packing`).
+
+Evaluation compares jobs fairly, whatever their masking settings (the pretraining ablations):
+
+- ``dev``: a fixed set of held-out true-continuation sequences whose content is masked once by
+  BERT's rule (15% targets, 80/10/10, token level) with a generator that does not depend on the
+  job seed or settings. Every job with the same corpus, tokenizer and ``max_length`` is scored on
+  the same tokens with the same masks; NSP jobs see them as ``[CLS] A [SEP] B [SEP]`` and MLM-only
+  jobs as ``[CLS] A B [SEP]`` (each its own training layout). Metrics ``mlm_loss``,
+  ``mlm_accuracy``; with NSP, ``nsp_loss``/``nsp_accuracy`` on a second fixed set of pairs, half
+  of them with B from another document.
+- ``train_sample``: the same construction on a fixed sample of *training* text, so that
+  ``dev - train_sample`` is the generalisation gap. Static jobs add ``mlm_loss_seen_masks``: the
+  loss on training sequences of copy 0 with the very masks they were trained on (what static
+  masking can memorise).
 
 The MLM head is applied only at target positions (about 15% of tokens) rather than at every
 position as ``BertForPreTraining.forward`` does: same loss, several times less work in the
@@ -39,6 +59,8 @@ from probe.data import DATASETS, Document, normalize_split, read_documents
 from probe.errors import DataError
 from probe.training.config import PretrainJob, model_sizes
 from probe.training.masking import IGNORE_INDEX, Masker
+from probe.training.packing import full_sentence_chunks
+from probe.training.static_masking import copy_of, example_generator
 from probe.training.wordpiece import wordpiece_tokenizer
 
 __all__ = ["PretrainObjective", "build_pretrain", "unigram_entropy"]
@@ -65,7 +87,20 @@ def read_corpus(job: PretrainJob) -> tuple[list[Document], list[Document]]:
 
     The held-out documents of a file or folder are a fixed pseudo-random choice that does not
     depend on the job seed: runs with different seeds train and evaluate on the same text.
+    ``train_documents`` keeps the first N training documents.
     """
+    train, held = _split_corpus(job)
+    if job.train_documents is not None:
+        if job.train_documents > len(train):
+            raise DataError(
+                f"corpus {job.corpus}: train_documents {job.train_documents} but only "
+                f"{len(train)} training documents; lower it or remove it"
+            )
+        train = train[: job.train_documents]
+    return train, held
+
+
+def _split_corpus(job: PretrainJob) -> tuple[list[Document], list[Document]]:
     if not Path(job.corpus).exists() and job.corpus in DATASETS:
         train = read_documents(job.corpus, split=normalize_split(job.train_split))
         held = read_documents(job.corpus, split=normalize_split(job.eval_split))
@@ -163,21 +198,55 @@ class _Instance:
 
 
 class _PairBuilder:
-    """Turns (epoch, chunk) into a sentence pair, deterministically from the seed."""
+    """Turns (epoch or copy, chunk) into a training instance, deterministically from the seed.
 
-    def __init__(self, docs: list[list[np.ndarray]], job: PretrainJob, seed: int):
+    ``nsp``: split each chunk into segments A and B (B from another document with probability
+    0.5 when ``random_next``); else one segment. ``packed``: inputs from
+    :func:`probe.training.packing.full_sentence_chunks` instead of per-document chunks.
+    """
+
+    def __init__(
+        self,
+        docs: list[list[np.ndarray]],
+        *,
+        nsp: bool,
+        max_tokens: int,
+        short_seq_prob: float,
+        seed: int,
+        random_next: bool = True,
+        packed_separator: int | None = None,
+    ):
         self.docs = docs
-        self.nsp = job.nsp
-        self.max_tokens = job.max_length - (3 if job.nsp else 2)
+        self.nsp = nsp
+        self.random_next = random_next
+        self.max_tokens = max_tokens
         self.seed = seed
-        self.chunks = _chunks(docs, self.max_tokens, job.short_seq_prob, seed)
-        if self.nsp and len(docs) < 2:
+        self.packed = (
+            full_sentence_chunks(docs, max_tokens, packed_separator)
+            if packed_separator is not None
+            else None
+        )
+        self.chunks = _chunks(docs, self.max_tokens, short_seq_prob, seed)
+        if self.nsp and random_next and len(docs) < 2:
             raise DataError("next-sentence prediction needs at least 2 training documents")
 
+    @classmethod
+    def for_training(cls, docs: list[list[np.ndarray]], job: PretrainJob, seed: int, sep: int):
+        return cls(
+            docs,
+            nsp=job.nsp,
+            max_tokens=job.max_length - (3 if job.nsp else 2),
+            short_seq_prob=job.short_seq_prob,
+            seed=seed,
+            packed_separator=sep if job.packing == "full_sentences" else None,
+        )
+
     def __len__(self) -> int:
-        return len(self.chunks)
+        return len(self.packed) if self.packed is not None else len(self.chunks)
 
     def __call__(self, epoch: int, index: int) -> _Instance:
+        if self.packed is not None:
+            return _Instance(self.packed[index], None, 0)
         rng = np.random.default_rng([self.seed, epoch, index])
         d, first, end = self.chunks[index]
         sents = self.docs[d][first:end]
@@ -190,7 +259,7 @@ class _PairBuilder:
             tokens = sents[0]
             cut = int(rng.integers(1, len(tokens)))
             a, b = tokens[:cut], tokens[cut:]
-        is_random = int(rng.random() < 0.5)
+        is_random = int(rng.random() < 0.5) if self.random_next else 0
         if is_random:
             other = int(rng.integers(len(self.docs) - 1))
             other += other >= d  # any document but this one
@@ -215,26 +284,33 @@ class _PairBuilder:
         return a[len(a) - keep_a :], b[: limit - keep_a]
 
 
+def _layout(cls: int, sep: int, a: list[int], b: list[int] | None) -> tuple[list[int], list[int]]:
+    """``[CLS] A [SEP] (B [SEP])`` ids and their token types."""
+    ids = [cls, *a, sep]
+    types = [0] * len(ids)
+    if b is not None:
+        ids += [*b, sep]
+        types += [1] * (len(b) + 1)
+    return ids, types
+
+
+def _pad(rows: Sequence[Sequence[int]], fill: int) -> torch.Tensor:
+    out = torch.full((len(rows), max(len(r) for r in rows)), fill, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
 def _collate(tokenizer: Any, instances: Sequence[_Instance]) -> dict[str, torch.Tensor]:
     """Pad [CLS] A [SEP] (B [SEP]) inputs to the longest in the batch."""
     cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
-    seqs, types = [], []
-    for inst in instances:
-        ids = [cls, *inst.a.tolist(), sep]
-        tt = [0] * len(ids)
-        if inst.b is not None:
-            ids += [*inst.b.tolist(), sep]
-            tt += [1] * (len(inst.b) + 1)
-        seqs.append(ids)
-        types.append(tt)
-    width = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    token_type_ids = torch.zeros((len(seqs), width), dtype=torch.long)
-    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, (s, t) in enumerate(zip(seqs, types, strict=True)):
-        input_ids[i, : len(s)] = torch.tensor(s)
-        token_type_ids[i, : len(s)] = torch.tensor(t)
-        attention_mask[i, : len(s)] = 1
+    laid = [
+        _layout(cls, sep, inst.a.tolist(), None if inst.b is None else inst.b.tolist())
+        for inst in instances
+    ]
+    input_ids = _pad([ids for ids, _ in laid], pad)
+    token_type_ids = _pad([types for _, types in laid], 0)
+    attention_mask = _pad([[1] * len(ids) for ids, _ in laid], 0)
     special = (input_ids == cls) | (input_ids == sep) | (attention_mask == 0)
     return {
         "input_ids": input_ids,
@@ -245,15 +321,105 @@ def _collate(tokenizer: Any, instances: Sequence[_Instance]) -> dict[str, torch.
     }
 
 
+# --------------------------------------------------------------------------- evaluation sets
+
+# Evaluation masks follow BERT's rule whatever the job's own settings, from a generator that does
+# not depend on the job seed: every arm of an ablation is scored on the same targets.
+EVAL_MLM_PROBABILITY = 0.15
+EVAL_REPLACEMENT = (0.8, 0.1, 0.1)
+_EVAL_SEED = 0xE7A1
+
+
+def _masked_content(
+    tokenizer: Any, instances: Sequence[_Instance], tag: int
+) -> list[tuple[_Instance, np.ndarray, np.ndarray]]:
+    """Mask the content ``A + B`` of each instance once, by BERT's rule, seeded by (tag, index).
+
+    Returns ``(masked instance, labels of A, labels of B)`` per instance: the masks sit on the
+    tokens, not on a layout, so NSP and MLM-only jobs can be fed the same masked tokens.
+    """
+    masker = Masker(tokenizer, EVAL_MLM_PROBABILITY, replacement=EVAL_REPLACEMENT)
+    out = []
+    for i, inst in enumerate(instances):
+        b = inst.b if inst.b is not None else np.zeros(0, dtype=np.int64)
+        content = torch.as_tensor(np.concatenate([inst.a, b]), dtype=torch.long)[None]
+        generator = torch.Generator().manual_seed(_EVAL_SEED * 1_000_003 + tag * 7919 + i)
+        inputs, labels = masker(content, torch.zeros_like(content, dtype=torch.bool), generator)
+        inputs, labels = inputs[0].numpy(), labels[0].numpy()
+        n = len(inst.a)
+        masked = _Instance(inputs[:n], inputs[n:] if inst.b is not None else None, 0)
+        out.append((masked, labels[:n], labels[n:]))
+    return out
+
+
+def _mlm_eval_batches(
+    tokenizer: Any, masked: Sequence[tuple[_Instance, np.ndarray, np.ndarray]], nsp: bool
+) -> list[dict[str, torch.Tensor]]:
+    """Batches of pre-masked content in a job's layout: A and B as two segments, or as one."""
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    batches = []
+    for k in range(0, len(masked), _EVAL_BATCH):
+        ids, types, labels = [], [], []
+        for inst, la, lb in masked[k : k + _EVAL_BATCH]:
+            b = inst.b if inst.b is not None else np.zeros(0, dtype=np.int64)
+            if nsp:
+                row, tt = _layout(cls, sep, inst.a.tolist(), b.tolist())
+                lab = [IGNORE_INDEX, *la.tolist(), IGNORE_INDEX, *lb.tolist(), IGNORE_INDEX]
+            else:
+                row, tt = _layout(cls, sep, [*inst.a.tolist(), *b.tolist()], None)
+                lab = [IGNORE_INDEX, *la.tolist(), *lb.tolist(), IGNORE_INDEX]
+            ids.append(row)
+            types.append(tt)
+            labels.append(lab)
+        batch = {
+            "input_ids": _pad(ids, pad),
+            "token_type_ids": _pad(types, 0),
+            "attention_mask": _pad([[1] * len(r) for r in ids], 0),
+            "labels": _pad(labels, IGNORE_INDEX),
+        }
+        if nsp:
+            batch["next_sentence_label"] = torch.zeros(len(ids), dtype=torch.long)
+        batches.append(batch)
+    return batches
+
+
+def _fixed_sample(size: int, n: int, tag: int) -> list[int]:
+    """``min(n, size)`` sorted indices of ``range(size)``, fixed by ``tag`` (not by a job seed)."""
+    rng = np.random.default_rng([_EVAL_SEED, tag])
+    return np.sort(rng.choice(size, size=min(n, size), replace=False)).tolist()
+
+
+def _continuations(
+    docs: list[list[np.ndarray]], job: PretrainJob, n: int, tag: int
+) -> list[_Instance]:
+    """``n`` fixed true-continuation pairs (A, then its real next text B) of ``docs``.
+
+    The length budget is the NSP layout's (``max_length - 3``) for every job, so that an MLM-only
+    job gets exactly the same tokens as an NSP job.
+    """
+    if not docs:
+        return []
+    pairs = _PairBuilder(
+        docs,
+        nsp=True,
+        max_tokens=job.max_length - 3,
+        short_seq_prob=job.short_seq_prob,
+        seed=_EVAL_SEED + tag,
+        random_next=False,
+    )
+    return [pairs(0, i) for i in _fixed_sample(len(pairs), n, tag)]
+
+
 # --------------------------------------------------------------------------- model
 
 
 class MaskedLMAndNSP(nn.Module):
     """``BertForPreTraining``'s two losses, with the MLM head applied at target positions only.
 
-    ``forward`` returns a dict of scalars: ``loss`` (MLM + NSP), ``mlm_loss`` (mean over targets)
-    and, with NSP, ``nsp_loss`` and ``nsp_correct`` (count); ``mlm_sum`` and ``n_targets`` let an
-    evaluation weight batches by their number of targets.
+    ``forward`` returns a dict of scalars: ``loss`` (MLM, plus NSP when on), ``mlm_loss`` (mean
+    over targets), and, with NSP, ``nsp_loss`` and ``nsp_correct`` (count); ``mlm_sum``,
+    ``mlm_correct`` and ``n_targets`` let an evaluation weight batches by their number of
+    targets. Without NSP, ``loss`` is the MLM loss alone and the NSP head is never called.
     """
 
     def __init__(self, model: BertForPreTraining, nsp: bool = True):
@@ -269,6 +435,10 @@ class MaskedLMAndNSP(nn.Module):
         labels: torch.Tensor,
         next_sentence_label: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        if self.nsp and next_sentence_label is None:
+            raise ValueError("an NSP model needs next_sentence_label in every batch")
+        if not self.nsp and next_sentence_label is not None:
+            raise ValueError("an MLM-only model got next_sentence_label: the batch is an NSP one")
         out = self.model.bert(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         )
@@ -278,7 +448,12 @@ class MaskedLMAndNSP(nn.Module):
         n_targets = targets.sum()
         # clamp, not a Python branch: no host sync, and a batch without targets gives 0, not nan
         mlm_loss = mlm_sum / n_targets.clamp(min=1)
-        result = {"mlm_loss": mlm_loss, "mlm_sum": mlm_sum.detach(), "n_targets": n_targets}
+        result = {
+            "mlm_loss": mlm_loss,
+            "mlm_sum": mlm_sum.detach(),
+            "mlm_correct": (scores.argmax(-1) == labels[targets]).sum(),
+            "n_targets": n_targets,
+        }
         loss = mlm_loss
         if self.nsp:
             logits = self.model.cls.seq_relationship(out.pooler_output)  # (batch, 2)
@@ -302,12 +477,46 @@ def build_config(job: PretrainJob, tokenizer: Any) -> BertConfig:
 # --------------------------------------------------------------------------- objective
 
 
+@torch.no_grad()
+def _score(
+    module: nn.Module, batches: Sequence[dict[str, torch.Tensor]], device: torch.device
+) -> dict[str, float]:
+    """MLM loss and accuracy per target token (and NSP per pair, if the batches have labels)."""
+    totals: dict[str, torch.Tensor] = {}
+    n_pairs = 0
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = module(**batch)
+        size = batch["input_ids"].shape[0]
+        n_pairs += size
+        parts = {
+            "mlm_sum": out["mlm_sum"],
+            "mlm_correct": out["mlm_correct"],
+            "n_targets": out["n_targets"],
+        }
+        if "nsp_loss" in out:
+            parts["nsp_sum"] = out["nsp_loss"] * size
+            parts["nsp_correct"] = out["nsp_correct"]
+        for name, value in parts.items():
+            totals[name] = totals.get(name, 0) + value.float()
+    n_targets = max(float(totals["n_targets"]), 1.0)
+    result = {
+        "mlm_loss": float(totals["mlm_sum"]) / n_targets,
+        "mlm_accuracy": float(totals["mlm_correct"]) / n_targets,
+    }
+    if "nsp_sum" in totals:
+        result["nsp_loss"] = float(totals["nsp_sum"]) / n_pairs
+        result["nsp_accuracy"] = float(totals["nsp_correct"]) / n_pairs
+    return result
+
+
 class PretrainObjective:
     """What the training loop needs for one pretraining job (see :mod:`probe.training.loop`)."""
 
     task = "mlm_nsp"
     main_metric = "mlm_loss"
     greater_is_better = False
+    final_splits: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -324,14 +533,20 @@ class PretrainObjective:
             self.task = "mlm"
         train_ids = _tokenize(tokenizer, train)
         held_ids = _tokenize(tokenizer, held)
-        self.pairs = _PairBuilder(train_ids, job, seed)
+        self.pairs = _PairBuilder.for_training(train_ids, job, seed, tokenizer.sep_token_id)
         if len(self.pairs) == 0:
             raise DataError(f"corpus {job.corpus}: no training text after tokenization")
         self.n_examples = len(self.pairs)
         self.n_train_tokens = int(sum(len(s) for d in train_ids for s in d))
         self.entropy = unigram_entropy(train_ids, len(tokenizer))
-        self.masker = Masker(tokenizer, job.mlm_probability, whole_word=job.whole_word_mask)
-        self.eval_batches = self._eval_batches(held_ids)
+        self.masker = Masker(
+            tokenizer,
+            job.mlm_probability,
+            whole_word=job.whole_word_mask,
+            replacement=job.replacement,
+        )
+        self.copies = job.copies  # 0: dynamic masking
+        self.eval_sets = self._eval_sets(train_ids, held_ids)
         config = build_config(job, tokenizer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -340,31 +555,66 @@ class PretrainObjective:
         self.head_prefixes: tuple[str, ...] = ()
         self.find_unused_parameters = not job.nsp  # pooler and NSP head get no gradient
 
-    def _eval_batches(self, held_ids: list[list[np.ndarray]]) -> list[dict[str, torch.Tensor]]:
-        """Fixed held-out pairs, masked once: every evaluation sees the same inputs."""
-        if not held_ids or (self.job.nsp and len(held_ids) < 2):
-            return []
-        pairs = _PairBuilder(held_ids, self.job, self.seed + 1)
-        rng = np.random.default_rng([self.seed, 0xE7A1])
-        n = min(self.job.eval_examples, len(pairs))
-        chosen = np.sort(rng.choice(len(pairs), size=n, replace=False))
-        generator = torch.Generator().manual_seed(self.seed + 0xE7A1)
-        batches = []
-        for k in range(0, n, _EVAL_BATCH):
-            pairs_k = [pairs(0, int(i)) for i in chosen[k : k + _EVAL_BATCH]]
-            batch = _collate(self.tokenizer, pairs_k)
+    def _eval_sets(
+        self, train_ids: list[list[np.ndarray]], held_ids: list[list[np.ndarray]]
+    ) -> dict[str, list[dict[str, torch.Tensor]]]:
+        """The fixed evaluation batches (module docstring): ``(split, set) -> batches``."""
+        job, n = self.job, self.job.eval_examples
+        sets: dict[str, list[dict[str, torch.Tensor]]] = {}
+        held = _masked_content(self.tokenizer, _continuations(held_ids, job, n, tag=1), tag=1)
+        if held:
+            sets["dev"] = _mlm_eval_batches(self.tokenizer, held, job.nsp)
+        if job.nsp and len(held_ids) >= 2:
+            pairs = _PairBuilder(
+                held_ids,
+                nsp=True,
+                max_tokens=job.max_length - 3,
+                short_seq_prob=job.short_seq_prob,
+                seed=_EVAL_SEED + 2,
+            )
+            instances = [pairs(0, i) for i in _fixed_sample(len(pairs), n, tag=2)]
+            masked = _masked_content(self.tokenizer, instances, tag=2)
+            batches = _mlm_eval_batches(self.tokenizer, masked, nsp=True)
+            labels = torch.tensor([inst.is_random_next for inst in instances])
+            for k, batch in enumerate(batches):
+                batch["next_sentence_label"] = labels[k * _EVAL_BATCH : (k + 1) * _EVAL_BATCH]
+            sets["dev_nsp"] = batches
+        train = _masked_content(self.tokenizer, _continuations(train_ids, job, n, tag=3), tag=3)
+        sets["train_sample"] = _mlm_eval_batches(self.tokenizer, train, job.nsp)
+        if self.copies:
+            # Copy 0 of training chunks exactly as fed in epochs 0, N, 2N, ...: pairs and masks.
+            chosen = _fixed_sample(len(self.pairs), n, tag=4)
+            sets["train_seen"] = [
+                self.batch([(0, i) for i in chosen[k : k + _EVAL_BATCH]], None)
+                for k in range(0, len(chosen), _EVAL_BATCH)
+            ]
+        return sets
+
+    def batch(
+        self, examples: Sequence[tuple[int, int]], generator: torch.Generator | None
+    ) -> dict[str, torch.Tensor]:
+        """Inputs for the (epoch, chunk) ``examples``.
+
+        Dynamic masking masks the batch with ``generator`` (fresh every step); static masking
+        ignores it and gives copy ``epoch mod dupe_factor`` of each chunk its own fixed pair and
+        mask.
+        """
+        if self.copies:
+            keys = [(copy_of(epoch, self.copies), index) for epoch, index in examples]
+            batch = _collate(self.tokenizer, [self.pairs(c, i) for c, i in keys])
+            batch["input_ids"], batch["labels"] = self.masker.mask_rows(
+                batch["input_ids"],
+                batch.pop("special_tokens_mask"),
+                batch["attention_mask"].sum(dim=1).tolist(),
+                [example_generator(self.seed, c, i) for c, i in keys],
+            )
+        else:
+            if generator is None:
+                raise ValueError("dynamic masking needs a generator for every batch")
+            batch = _collate(self.tokenizer, [self.pairs(e, i) for e, i in examples])
             batch["input_ids"], batch["labels"] = self.masker(
                 batch["input_ids"], batch.pop("special_tokens_mask"), generator
             )
-            batches.append(batch)
-        return batches
-
-    def batch(self, examples: Sequence[tuple[int, int]], generator: torch.Generator) -> dict:
-        """Inputs for the (epoch, chunk) ``examples``, masked with ``generator``."""
-        batch = _collate(self.tokenizer, [self.pairs(e, i) for e, i in examples])
-        batch["input_ids"], batch["labels"] = self.masker(
-            batch["input_ids"], batch.pop("special_tokens_mask"), generator
-        )
         if not self.job.nsp:
             batch.pop("next_sentence_label")
         return batch
@@ -379,49 +629,57 @@ class PretrainObjective:
             parts["nsp_loss"] = out["nsp_loss"]
         return parts
 
-    @torch.no_grad()
-    def evaluate(self, module: nn.Module, device: torch.device) -> dict[str, float]:
-        """Held-out MLM loss (per target token), NSP loss and accuracy, and their sum."""
-        if not self.eval_batches:
+    def evaluate(
+        self, module: nn.Module, device: torch.device, split: str = "dev"
+    ) -> dict[str, float]:
+        """Held-out MLM loss (per target token) and accuracy, NSP loss and accuracy, their sum.
+
+        The other fixed sets are logged under their own split by :meth:`extra_evaluations`.
+        """
+        if "dev" not in self.eval_sets:
             return {}
+        was_training = module.training
         module.eval()
-        mlm_sum = torch.zeros((), device=device)
-        n_targets = torch.zeros((), device=device)
-        nsp_sum = torch.zeros((), device=device)
-        nsp_correct = torch.zeros((), device=device)
-        n_pairs = 0
-        for batch in self.eval_batches:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            if not self.job.nsp:
-                batch.pop("next_sentence_label")
-            out = module(**batch)
-            mlm_sum += out["mlm_sum"]
-            n_targets += out["n_targets"]
-            size = batch["input_ids"].shape[0]
-            n_pairs += size
-            if self.job.nsp:
-                nsp_sum += out["nsp_loss"] * size
-                nsp_correct += out["nsp_correct"]
-        module.train()
-        mlm = (mlm_sum / n_targets.clamp(min=1)).item()
-        result = {"mlm_loss": mlm, "mlm_perplexity": math.exp(min(mlm, 50.0))}
-        if self.job.nsp:
-            result["nsp_loss"] = (nsp_sum / n_pairs).item()
-            result["nsp_accuracy"] = (nsp_correct / n_pairs).item()
-            result["loss"] = result["mlm_loss"] + result["nsp_loss"]
-        else:
-            result["loss"] = mlm
+        try:
+            result = _score(module, self.eval_sets["dev"], device)
+            result.pop("nsp_loss", None)  # every dev MLM pair is a true continuation: not NSP
+            result.pop("nsp_accuracy", None)
+            result["mlm_perplexity"] = math.exp(min(result["mlm_loss"], 50.0))
+            if "dev_nsp" in self.eval_sets:
+                nsp = _score(module, self.eval_sets["dev_nsp"], device)
+                result["nsp_loss"] = nsp["nsp_loss"]
+                result["nsp_accuracy"] = nsp["nsp_accuracy"]
+                result["loss"] = result["mlm_loss"] + result["nsp_loss"]
+            else:
+                result["loss"] = result["mlm_loss"]
+        finally:
+            module.train(was_training)
         return result
+
+    def extra_evaluations(self, module: nn.Module, device: torch.device) -> list[dict[str, Any]]:
+        """Rows ``{split, metric, value}`` of the training-text sets (see module docstring)."""
+        was_training = module.training
+        module.eval()
+        try:
+            sample = _score(module, self.eval_sets["train_sample"], device)
+            values = {"mlm_loss": sample["mlm_loss"], "mlm_accuracy": sample["mlm_accuracy"]}
+            if "train_seen" in self.eval_sets:
+                seen = _score(module, self.eval_sets["train_seen"], device)
+                values["mlm_loss_seen_masks"] = seen["mlm_loss"]
+        finally:
+            module.train(was_training)
+        return [{"split": "train_sample", "metric": k, "value": v} for k, v in values.items()]
 
     def baseline_rows(self) -> list[dict[str, Any]]:
         """Constant reference lines: unigram entropy of the corpus, NSP majority-label accuracy."""
         rows = [
             {"split": "train", "metric": "unigram_entropy", "value": self.entropy},
             {"split": "train", "metric": "corpus_tokens", "value": float(self.n_train_tokens)},
+            {"split": "train", "metric": "examples_per_epoch", "value": float(self.n_examples)},
         ]
-        if self.job.nsp and self.eval_batches:
-            labels = torch.cat([b["next_sentence_label"] for b in self.eval_batches]).float()
-            share = float(labels.mean())
+        if "dev_nsp" in self.eval_sets:
+            labels = torch.cat([b["next_sentence_label"] for b in self.eval_sets["dev_nsp"]])
+            share = float(labels.float().mean())
             rows.append(
                 {"split": "dev", "metric": "nsp_majority_accuracy", "value": max(share, 1 - share)}
             )

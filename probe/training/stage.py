@@ -3,7 +3,8 @@
 For each job: skip it if ``checkpoints/<job>/final/`` exists (a resumed run), else resume from
 its newest complete ``step-<N>/`` or start afresh; train; record the history. The stage writes
 ``results/training.parquet`` (tidy: ``model`` = job name, ``task``, ``split`` train/dev/test,
-``metric``, ``value``, plus ``step``, ``epoch``, ``kind``) after every checkpoint, so a crashed
+``metric``, ``value``, plus ``step``, ``epoch``, ``kind``, ``arm``: the setting a job is one
+seed of, for ablations) after every checkpoint, so a crashed
 run still shows its curves, and one figure per task (``figures/training_<task>``).
 """
 
@@ -20,7 +21,7 @@ from probe.training.checkpoint import STATE_FILE, find_resume_point, load_state
 from probe.training.config import FinetuneJob, PretrainJob
 from probe.training.loop import train_job
 
-__all__ = ["build_objective", "job_task", "run_training", "training_table"]
+__all__ = ["build_objective", "job_arm", "job_task", "run_training", "training_table"]
 
 
 def job_task(job: PretrainJob | FinetuneJob) -> str:
@@ -28,6 +29,11 @@ def job_task(job: PretrainJob | FinetuneJob) -> str:
     if isinstance(job, PretrainJob):
         return "mlm_nsp" if job.nsp else "mlm"
     return job.task
+
+
+def job_arm(job: PretrainJob | FinetuneJob) -> str:
+    """The ``arm`` column: the setting a job is one seed of (its ``arm``, else its name)."""
+    return getattr(job, "arm", None) or job.name
 
 
 def build_objective(
@@ -56,7 +62,14 @@ def training_table(
     for name, (job, seed, history) in histories.items():
         for row in history:
             rows.append(
-                {"model": name, "task": job_task(job), "seed": seed, "kind": job.kind, **row}
+                {
+                    "model": name,
+                    "task": job_task(job),
+                    "seed": seed,
+                    "kind": job.kind,
+                    "arm": job_arm(job),
+                    **row,
+                }
             )
     frame = pd.DataFrame(rows)
     if not frame.empty:

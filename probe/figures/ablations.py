@@ -39,14 +39,14 @@ __all__ = [
     "final_metrics",
 ]
 
-#: Final metrics of a job: column -> (label, lower is better).
-METRICS: dict[str, tuple[str, bool]] = {
-    "mlm_loss": ("held-out MLM loss (nats)", True),
-    "mlm_accuracy": ("held-out MLM accuracy", False),
-    "gap": ("held-out - train MLM loss", True),
-    "nsp_accuracy": ("held-out NSP accuracy", False),
-    "best_upos": ("best UPOS probe accuracy (test)", False),
-    "best_deprel": ("best dependency-relation probe accuracy (test)", False),
+#: Final metrics of a job: column -> panel title.
+METRICS: dict[str, str] = {
+    "mlm_loss": "MLM loss (nats)",
+    "mlm_accuracy": "MLM accuracy",
+    "gap": "held-out - train loss",
+    "nsp_accuracy": "NSP accuracy",
+    "best_upos": "UPOS probe, best layer",
+    "best_deprel": "deprel probe, best layer",
 }
 _PROBE_TASKS = ("upos", "deprel")
 
@@ -184,6 +184,7 @@ def _band(fig: go.Figure, x, low, high, color: str, group: str, **where) -> None
             fill="toself",
             fillcolor=color,
             opacity=0.2,
+            mode="lines",
             line={"width": 0},
             hoverinfo="skip",
             showlegend=False,
@@ -242,13 +243,17 @@ def ablation_finals(
     """Final metrics per arm: each seed as a dot, the mean as a bar tick with min-max whiskers."""
     metrics = [m for m in (metrics or METRICS) if final[m].notna().any()]
     arms = list(dict.fromkeys(final["arm"]))
+    n_cols = min(3, len(metrics))
+    n_rows = -(-len(metrics) // n_cols)
     fig = make_subplots(
-        rows=1,
-        cols=len(metrics),
-        subplot_titles=[METRICS[m][0] for m in metrics],
-        horizontal_spacing=0.06,
+        rows=n_rows,
+        cols=n_cols,
+        subplot_titles=[METRICS[m] for m in metrics],
+        horizontal_spacing=0.1,
+        vertical_spacing=0.22,
     )
-    for k, metric in enumerate(metrics, start=1):
+    for k, metric in enumerate(metrics):
+        where = {"row": k // n_cols + 1, "col": k % n_cols + 1}
         for i, arm in enumerate(arms):
             values = final.loc[final["arm"] == arm, metric].dropna()
             if values.empty:
@@ -269,11 +274,9 @@ def ablation_finals(
                         "color": color,
                     },
                     name=arm,
-                    legendgroup=arm,
-                    showlegend=k == 1,
+                    showlegend=False,  # the x axis names the arms
                 ),
-                row=1,
-                col=k,
+                **where,
             )
             fig.add_trace(
                 go.Scatter(
@@ -282,14 +285,15 @@ def ablation_finals(
                     mode="markers",
                     marker={"size": 6, "color": color},
                     showlegend=False,
-                    legendgroup=arm,
                     hovertemplate=f"{arm}: %{{y:.4f}}<extra></extra>",
                 ),
-                row=1,
-                col=k,
+                **where,
             )
-        fig.update_xaxes(tickangle=-45, row=1, col=k)
-    fig.update_layout(title="final metrics per arm (dots: seeds; tick: mean; whiskers: min-max)")
+        fig.update_xaxes(tickangle=-45, categoryorder="array", categoryarray=arms, tickmode="array",
+                         tickvals=arms, **where)  # fmt: skip
+    fig.update_layout(
+        title="final metrics per arm, held-out unless said (dots: seeds; tick: mean; bars: min-max)"
+    )
     return apply_style(fig, style=style, column="double")
 
 

@@ -21,6 +21,7 @@ from tests.test_training import (
     _crash_at,
     _CrashError,
     _curves,
+    _one_thread,  # noqa: F401 (an autouse fixture: tiny models on one torch thread)
     _weights,
     tiny_pretrain,
     write_corpus,
@@ -30,14 +31,6 @@ from tests.test_training import (
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("corpus") / "docs.txt")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _step_generator(step: int, seed: int = 0) -> torch.Generator:

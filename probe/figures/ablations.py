@@ -26,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probe.figures.probing import _band  # one look for seed bands in every figure
 from probe.figures.style import apply_style, color_for
 
 __all__ = [
@@ -176,24 +177,6 @@ def ablation_table(final: pd.DataFrame, baseline: str | None = None) -> pd.DataF
     return table
 
 
-def _band(fig: go.Figure, x, low, high, color: str, group: str, **where) -> None:
-    fig.add_trace(
-        go.Scatter(
-            x=[*x, *x[::-1]],
-            y=[*high, *low[::-1]],
-            fill="toself",
-            fillcolor=color,
-            opacity=0.2,
-            mode="lines",
-            line={"width": 0},
-            hoverinfo="skip",
-            showlegend=False,
-            legendgroup=group,
-        ),
-        **where,
-    )
-
-
 def ablation_curves(
     training: pd.DataFrame,
     *,
@@ -216,7 +199,7 @@ def ablation_curves(
         by_step = rows.groupby("step")["value"].agg(["mean", "min", "max", "count"]).sort_index()
         x = [int(s) for s in by_step.index]
         color = color_for(i)
-        _band(fig, x, list(by_step["min"]), list(by_step["max"]), color, arm)
+        fig.add_trace(_band(x, by_step["min"], by_step["max"], color, arm))
         n = int(rows["model"].nunique())
         fig.add_trace(
             go.Scatter(
@@ -327,7 +310,7 @@ def ablation_probes(
             by_layer = per_job.groupby("layer")["value"].agg(["mean", "min", "max"]).sort_index()
             x = [int(layer) for layer in by_layer.index]
             color = color_for(i)
-            _band(fig, x, list(by_layer["min"]), list(by_layer["max"]), color, arm, row=1, col=k)
+            fig.add_trace(_band(x, by_layer["min"], by_layer["max"], color, arm), row=1, col=k)
             fig.add_trace(
                 go.Scatter(
                     x=x,

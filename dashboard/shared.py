@@ -1,7 +1,8 @@
 """What every dashboard page shares: cached reads of run folders, messages, figure downloads.
 
 The dashboard only reads: listings and tables come from :mod:`probe.runs`, figures from the
-registry in :mod:`probe.export` (the same figures ``probe export`` writes) and the builders in
+stage registry through :func:`probe.figures.groups.build_figures` (the same figures the run and
+``probe export`` write) and the builders in
 :mod:`probe.figures`. Reads are cached with ``st.cache_data`` keyed on the file's path and
 modification time, so a stage that rewrites a table shows up on the next rerun and nothing else
 is read twice.
@@ -19,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from probe.export import FIGURE_GROUPS, build_figures
+from probe.figures.groups import build_figures
 from probe.runs import (
     RunError,
     RunInfo,
@@ -30,11 +31,12 @@ from probe.runs import (
     run_signature,
     table_path,
 )
+from probe.stages import figure_groups
 
 DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_KEY = "runs_dir"
 SELECTED_KEY = "selected_runs"
-_GROUPS = {group.key: group for group in FIGURE_GROUPS}
+_GROUPS = {group.key: group for group in figure_groups()}
 _MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
          "html": "text/html", "csv": "text/csv"}  # fmt: skip
 

@@ -13,7 +13,16 @@ class ProbeError(Exception):
 
 
 class StudyError(ProbeError, ValueError):
-    """The study file is malformed or names something that does not exist."""
+    """The study file is malformed or names something that does not exist.
+
+    ``partial`` is set by :func:`probe.study.parse_study` when some stage sections are invalid but
+    the study without them is valid: validation then still checks the rest, so one error lists
+    every problem of the study (see :func:`probe.validate.validate_study`).
+    """
+
+    def __init__(self, message: str, *, partial: object | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class ModelError(ProbeError):

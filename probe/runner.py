@@ -6,11 +6,11 @@ loaded or any folder is created, so a typo fails in a second with exit code 2 an
 
 from __future__ import annotations
 
-import importlib
+import os
 import random
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,46 +19,45 @@ import torch
 from rich.console import Console
 
 from probe.cache import FeatureCache
-from probe.models import load_config, resolve_model
+from probe.figures.groups import build_figures
 from probe.rundir import RunContext, create_run_dir, find_resumable_run, resolve_device
-from probe.study import Study, load_study
+from probe.stages import figure_groups, load_function, stage
+from probe.validate import check_study, validate_study
 
-__all__ = ["STAGES", "check_study", "run_study"]
-
-
-# Stage name -> (module, function). Imported only when a study runs that stage: validation and
-# `probe list` should not pay for importing every stage.
-_STAGE_FUNCTIONS = {
-    "train": ("probe.training.stage", "run_training"),
-    "probe": ("probe.probes.stage", "run_probes"),
-    "embeddings": ("probe.embeddings.stage", "run_embeddings"),
-    "landscape": ("probe.landscape.stage", "run_landscape"),
-}
+__all__ = ["check_study", "run_study"]
 
 
-def _stage_function(name: str) -> Callable[[RunContext], None]:
-    module, function = _STAGE_FUNCTIONS[name]
-    return getattr(importlib.import_module(module), function)
+def stage_figures(ctx: RunContext, name: str) -> list[str]:
+    """Draw, into ``RUN/figures/``, every figure group that reads a table stage ``name`` writes.
+
+    The same path as ``probe export --style screen`` and the dashboard
+    (:func:`probe.figures.groups.build_figures`): stages write tables only. A group that also
+    reads a later stage's table (ablations read ``probe``) is drawn again after that stage, so
+    the finished run has the figures an export of it has. Returns the names drawn.
+    """
+    written = set(stage(name).table_names)
+    groups = [g for g in figure_groups() if written & set(g.all_tables)]
+    groups = [g for g in groups if _figures_wanted(ctx, g.stage)]
+    names = dict.fromkeys(t for group in groups for t in group.all_tables)
+    tables = {t: ctx.read_table(t) for t in names if ctx.has_table(t)}
+    figures = build_figures(tables, "screen", groups=[group.key for group in groups])
+    ctx.save_figures(figures)
+    return list(figures)
 
 
-STAGES = ("train", "probe", "embeddings", "landscape")
+def _figures_wanted(ctx: RunContext, name: str) -> bool:
+    """False when the stage's section turns its figures off (``train.figures: false``)."""
+    entry = stage(name)
+    section = getattr(ctx.study, name)
+    if entry.figures_setting is None or section is None:
+        return True
+    return bool(getattr(section, entry.figures_setting))
 
 
-def check_study(study: Study) -> None:
-    """Fail fast on what can be checked without heavy work: models, tasks and data files."""
-    for entry in study.models:
-        if entry.spec.startswith("trained:") or "trained:" in entry.spec:
-            continue  # produced by this run's train stage
-        load_config(resolve_model(entry.spec))  # reads config.json only; clear error if missing
-    if study.probe is not None:
-        from probe.probes.stage import check_probe_section
-
-        check_probe_section(study)
-    for name in ("train", "embeddings", "landscape"):
-        section = getattr(study, name)
-        check = getattr(section, "check", None)
-        if callable(check):
-            check(study)
+def is_main_process() -> bool:
+    """Whether this is the main process of a distributed launch (or no launch): the one that
+    writes tables and figures. ``accelerate launch`` and ``torchrun`` set ``RANK``."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def seed_everything(seed: int) -> None:
@@ -97,8 +96,7 @@ def run_study(
 ) -> Path:
     """Run every stage of the study at ``path``; returns the run folder."""
     console = console or Console()
-    study = load_study(path)
-    check_study(study)
+    study = validate_study(path)
     device = resolve_device(study.device)
     run_dir = find_resumable_run(study, runs_dir) if resume else None
     if run_dir is None:
@@ -115,7 +113,9 @@ def run_study(
         with _terminate_as_interrupt():
             for name in study.stages:
                 with ctx.stage(name):
-                    _stage_function(name)(ctx)
+                    load_function(stage(name).run)(ctx)
+                    if is_main_process():
+                        stage_figures(ctx, name)
     except KeyboardInterrupt:
         ctx.finish("interrupted")
         raise

@@ -37,11 +37,11 @@ from typing import Any
 import pandas as pd
 
 from probe.errors import ProbeError
+from probe.layout import MANIFEST, RUN_SUBFOLDERS
 from probe.results import read_table
+from probe.stages import STAGE_NAMES, stage, stage_of_table
 
 __all__ = [
-    "STAGES",
-    "STAGE_TABLES",
     "RunError",
     "RunInfo",
     "combine_runs",
@@ -55,33 +55,7 @@ __all__ = [
     "table_path",
 ]
 
-#: Stages in execution order (the same names as ``probe.runner.STAGES``, without importing it).
-STAGES = ("train", "probe", "embeddings", "landscape")
 _HOST = socket.gethostname()
-
-#: Tables each stage writes. The first one of each is written whenever the stage finishes; the
-#: others only when the study asks for them (``probe_summary`` needs ``probe.mix``, the landscape
-#: grids need ``line``/``random_plane``/``pca_plane``).
-STAGE_TABLES: dict[str, tuple[str, ...]] = {
-    "train": ("training",),
-    "probe": ("probe", "probe_summary"),
-    "embeddings": ("embeddings",),
-    "landscape": ("landscape_trajectory", "landscape_1d", "landscape_2d", "sharpness"),
-}
-
-_STAGE_OF_TABLE = {name: stage for stage, names in STAGE_TABLES.items() for name in names}
-
-# What a study sets to get a stage's optional tables (said when a finished run lacks one).
-_OPTIONAL_TABLE_SETTINGS: dict[str, str] = {
-    "probe_summary": "`probe.mix: true`",
-    "landscape_1d": "`landscape.line`",
-    "landscape_2d": "`landscape.random_plane` or `landscape.pca_plane`",
-    "sharpness": "`landscape.sharpness`",
-}
-
-# Sub-folders that mark a folder as a run even when its manifest is missing (create_run_dir makes
-# them before the manifest is written, so a run that died at start-up has them and nothing else).
-_RUN_MARKERS = ("results", "figures", "checkpoints", "logs")
 
 
 class RunError(ProbeError):
@@ -138,7 +112,7 @@ class RunInfo:
     @property
     def done(self) -> tuple[str, ...]:
         """Stages that finished (in execution order)."""
-        return tuple(s for s in STAGES if self.stages.get(s) == "done")
+        return tuple(s for s in STAGE_NAMES if self.stages.get(s) == "done")
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -148,35 +122,38 @@ class RunInfo:
     @property
     def missing_tables(self) -> tuple[str, ...]:
         """Main tables of planned stages that are not in ``results/`` yet."""
-        return tuple(
-            STAGE_TABLES[s][0] for s in self.planned if STAGE_TABLES[s][0] not in self.tables
-        )
+        main = [stage(s).tables[0].name for s in self.planned]
+        return tuple(name for name in main if name not in self.tables)
 
     def table_note(self, name: str) -> str:
         """Why table ``name`` is absent, in words: its stage's state, or the study setting that
         would have produced an optional table of a finished stage."""
-        stage = _STAGE_OF_TABLE.get(name, "?")
-        if self.stages.get(stage) == "done" and name in _OPTIONAL_TABLE_SETTINGS:
+        owner = stage_of_table(name)
+        if owner is None:
+            return f"no stage writes a table {name!r}"
+        setting = {t.name: t.setting for t in stage(owner).tables}[name]
+        if self.stages.get(owner) == "done" and setting is not None:
             return (
-                f"its {stage} stage finished, and the study did not ask for this table "
-                f"(set {_OPTIONAL_TABLE_SETTINGS[name]})"
+                f"its {owner} stage finished, and the study did not ask for this table "
+                f"(set {setting})"
             )
-        return self.stage_note(stage)
+        return self.stage_note(owner)
 
-    def stage_note(self, stage: str) -> str:
+    def stage_note(self, name: str) -> str:
         """Why a stage's tables may be absent, in words (for "missing" messages)."""
         if self.error:
             return self.error
-        if stage not in self.planned:
-            return f"the study {self.study or self.label!r} has no `{stage}` section"
-        status = self.stages.get(stage)
+        if name not in self.planned:
+            return f"the study {self.study or self.label!r} has no `{name}` section"
+        status = self.stages.get(name)
         if status is None:
-            if any(name in self.tables for name in STAGE_TABLES.get(stage, ())):
-                return f"the manifest records no {stage} stage, but some of its tables exist"
-            return f"the {stage} stage has not started (run status: {self.status})"
+            written = stage(name).table_names if name in STAGE_NAMES else ()
+            if any(table in self.tables for table in written):
+                return f"the manifest records no {name} stage, but some of its tables exist"
+            return f"the {name} stage has not started (run status: {self.status})"
         if status == "running" and self.status != "running":
-            return f"the {stage} stage stopped before finishing (run status: {self.status})"
-        return f"the {stage} stage is {status}"
+            return f"the {name} stage stopped before finishing (run status: {self.status})"
+        return f"the {name} stage is {status}"
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -189,8 +166,8 @@ def _subdirs(folder: Path) -> list[Path]:
 
 
 def _is_run_dir(folder: Path) -> bool:
-    return (folder / "manifest.json").is_file() or any(
-        (folder / marker).is_dir() for marker in _RUN_MARKERS
+    return (folder / MANIFEST).is_file() or any(
+        (folder / marker).is_dir() for marker in RUN_SUBFOLDERS
     )
 
 
@@ -307,9 +284,9 @@ def read_run(folder: str | Path, runs_dir: str | Path | None = None) -> RunInfo:
         for name, value in (stages_raw.items() if isinstance(stages_raw, Mapping) else [])
         if isinstance(value, Mapping) and isinstance(value.get("seconds"), int | float)
     }
-    planned = tuple(s for s in STAGES if config.get(s) is not None)
+    planned = tuple(s for s in STAGE_NAMES if config.get(s) is not None)
     if not config:  # an old or hand-written manifest: trust the stages it recorded
-        planned = tuple(s for s in STAGES if s in stages)
+        planned = tuple(s for s in STAGE_NAMES if s in stages)
     return RunInfo(
         path=folder,
         label=label,

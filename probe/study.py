@@ -6,8 +6,10 @@ problem is reported at once with its YAML path, e.g.::
 
     studies/x.yaml: probe.pooling: 'firts' is not one of first, mean, last
 
-Sections owned by a stage live next to the stage (``probe/training/config.py`` and so on) so that
-the schema and the code that reads it change together; this module only assembles them.
+Each stage's section schema is a pure pydantic leaf module of the stage's package
+(``probe/<stage>/config.py``) and is listed in the stage registry (:mod:`probe.stages`); this
+module adds one optional field per registered stage to :class:`Study`. Checks that need models or
+data files run afterwards, all of them at once, in :func:`probe.validate.check_study`.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from probe._schema import StrictModel
-from probe.embeddings.config import EmbeddingsSection
 from probe.errors import StudyError
-from probe.landscape.config import LandscapeSection
-from probe.training.config import TrainSection
+from probe.probes.config import CaptureSection, ProbeSection, SpanSection
+from probe.stages import STAGE_NAMES, STAGES
 
 __all__ = [
     "CaptureSection",
     "ModelEntry",
     "ProbeSection",
+    "SpanSection",
     "StrictModel",
     "Study",
     "load_study",
@@ -51,40 +53,8 @@ class ModelEntry(StrictModel):
         return self.name or self.spec
 
 
-class CaptureSection(StrictModel):
-    """How activations are read out of the encoder."""
-
-    pooling: Literal["first", "mean", "last"] = "first"
-    layers: Literal["all"] | list[Annotated[int, Field(ge=0)]] = "all"
-    batch_tokens: Annotated[int, Field(gt=0)] = 8192
-    max_length: Annotated[int, Field(gt=8)] | None = None
-    stride: Annotated[int, Field(ge=0)] | None = None
-
-
-class SpanSection(StrictModel):
-    """How a span (and a pair of spans) becomes one probe input vector."""
-
-    repr: list[Literal["mean", "endpoints"]] = ["mean", "endpoints"]
-    pair_product: bool = False
-
-
-class ProbeSection(StrictModel):
-    """Linear probes per layer (``probe`` stage)."""
-
-    tasks: Annotated[list[str], Field(min_length=1)]
-    C: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
-    standardize: bool = False
-    control: bool = True
-    seeds: Annotated[list[int], Field(min_length=1)] = [0]
-    bootstrap: Annotated[int, Field(ge=0)] = 1000
-    span: SpanSection = SpanSection()
-    mix: bool = False
-    mix_max_train: Annotated[int, Field(gt=0)] | None = 20000
-    limit: dict[Literal["train", "dev", "test"], Annotated[int, Field(gt=0)] | None] = {}
-
-
-class Study(StrictModel):
-    """A whole study: what to compare (``models``) and which stages to run on them."""
+class StudyBase(StrictModel):
+    """What every study has besides its stage sections (added from the registry below)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
@@ -94,10 +64,6 @@ class Study(StrictModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     runs_dir: str = "runs"
     capture: CaptureSection = CaptureSection()
-    probe: ProbeSection | None = None
-    train: TrainSection | None = None
-    embeddings: EmbeddingsSection | None = None
-    landscape: LandscapeSection | None = None
     figures: list[Literal["html", "png", "svg", "pdf"]] = ["html", "png"]
 
     @field_validator("models", mode="before")
@@ -109,7 +75,7 @@ class Study(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _unique_model_labels(self) -> Study:
+    def _unique_model_labels(self) -> StudyBase:
         labels = [m.label for m in self.models]
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
@@ -118,14 +84,18 @@ class Study(StrictModel):
 
     @property
     def stages(self) -> list[str]:
-        """Stages this study runs, in execution order."""
-        wanted = {
-            "train": self.train,
-            "probe": self.probe,
-            "embeddings": self.embeddings,
-            "landscape": self.landscape,
-        }
-        return [name for name, section in wanted.items() if section is not None]
+        """Stages this study runs (its sections that are set), in execution order."""
+        return [name for name in STAGE_NAMES if getattr(self, name) is not None]
+
+
+# One optional section per registered stage: a new stage needs no edit here.
+Study = create_model(  # type: ignore[call-overload]
+    "Study",
+    __base__=StudyBase,
+    __doc__="A whole study: what to compare (``models``) and which stages to run on them.",
+    __module__=__name__,
+    **{stage.name: (stage.section | None, None) for stage in STAGES},
+)
 
 
 def _format_error(error: dict[str, Any]) -> str:
@@ -161,7 +131,23 @@ def parse_study(data: Any, source: str = "<study>") -> Study:
         return Study.model_validate(data)
     except ValidationError as exc:
         lines = [f"{source}: {_format_error(e)}" for e in exc.errors()]
-        raise StudyError("; ".join(lines)) from None
+        partial = _without_broken_sections(data, exc)
+        raise StudyError("; ".join(lines), partial=partial) from None
+
+
+def _without_broken_sections(data: dict, exc: ValidationError) -> StudyBase | None:
+    """The study without its invalid stage sections, if that is valid (else None).
+
+    Lets validation run the file and model checks of the sections that are fine, so a study with
+    mistakes in three sections reports all three at once, whatever kind each mistake is.
+    """
+    broken = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+    if not broken or not broken <= set(STAGE_NAMES):
+        return None
+    try:
+        return Study.model_validate({k: v for k, v in data.items() if k not in broken})
+    except ValidationError:
+        return None
 
 
 def load_study(path: str | Path) -> Study:

@@ -26,7 +26,9 @@ from probe.embeddings.whitening import Whitening, parse_variant
 from probe.errors import StudyError
 from probe.figures.embeddings import embeddings_figures
 from probe.rundir import RunContext, create_run_dir
+from probe.runner import stage_figures
 from probe.study import parse_study
+from probe.validate import check_study
 from tests.conftest import minilm_path, tiny_config
 
 SENTENCES = [
@@ -267,10 +269,10 @@ def test_study_rejects_bad_poolings_variants_and_corpora_with_their_path(
 def test_check_fails_fast_when_whiten_k_exceeds_the_model_width(tiny_model_dir: Path) -> None:
     study = parse_study(_study(tiny_model_dir, whitening=["whiten-64"]))
     with pytest.raises(StudyError, match="'whiten-64' keeps 64 dimensions but model tiny has 32"):
-        study.embeddings.check(study)
+        check_study(study)
     study = parse_study(_study(tiny_model_dir, poolings=["mean@5"]))
     with pytest.raises(StudyError, match=r"outside 0\.\.2"):
-        study.embeddings.check(study)
+        check_study(study)
 
 
 def test_stage_writes_every_pooling_variant_split_and_figures(
@@ -279,7 +281,7 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
     from probe.embeddings.stage import run_embeddings
 
     study = parse_study(_study(tiny_model_dir, fit_on=["target", "stsb:train"]))
-    study.embeddings.check(study)
+    check_study(study)
     ctx = RunContext(
         study=study,
         run_dir=create_run_dir(study, tmp_path),
@@ -288,6 +290,7 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
     )
     ctx.start()
     run_embeddings(ctx)
+    stage_figures(ctx, "embeddings")  # the runner draws figures from the table
     table = ctx.read_table("embeddings")
     sts = table[table.metric == "spearman"]
     # 2 models x 7 poolings (5 headline + mean@0, mean@1) x (raw + 3 variants x 2 fit corpora)

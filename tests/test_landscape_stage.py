@@ -15,7 +15,9 @@ from probe.landscape.directions import load_directions, model_parameters, random
 from probe.landscape.objective import sst2_objective
 from probe.landscape.stage import job_checkpoints, run_landscape
 from probe.rundir import RunContext, create_run_dir
+from probe.runner import stage_figures
 from probe.study import parse_study
+from probe.validate import check_study
 from tests.conftest import DATA_DIR, minilm_path, tiny_config
 
 JOBS = ("pretrained", "scratch")
@@ -78,7 +80,7 @@ def _study(run: Path, **landscape):
 @pytest.fixture(scope="module")
 def landscape_run(trained_run, tmp_path_factory) -> RunContext:
     study = _study(trained_run)
-    study.landscape.check(study)
+    check_study(study)
     ctx = RunContext(
         study=study,
         run_dir=create_run_dir(study, tmp_path_factory.mktemp("runs")),
@@ -87,6 +89,7 @@ def landscape_run(trained_run, tmp_path_factory) -> RunContext:
     )
     ctx.start()
     run_landscape(ctx)
+    stage_figures(ctx, "landscape")  # the runner draws figures from the tables
     return ctx
 
 
@@ -165,10 +168,10 @@ def test_config_rejects_even_grids_unknown_jobs_and_missing_checkpoints(trained_
         _study(trained_run, random_plane={"points": 4})
     with pytest.raises(StudyError, match="needs trained checkpoints"):
         study = parse_study({"name": "x", "landscape": {}})
-        study.landscape.check(study)
+        check_study(study)
     with pytest.raises(StudyError, match="no checkpoints"):
         study = _study(trained_run.parent)
-        study.landscape.check(study)
+        check_study(study)
 
 
 def test_a_job_that_trained_no_sentence_classifier_is_refused(tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -294,15 +293,3 @@ def test_bootstrap_rejects_bad_arguments():
         bootstrap_ci(y, pred, "auc")
     with pytest.raises(ValueError, match="groups must have shape"):
         bootstrap_ci(y, pred, groups=np.arange(3))
-
-
-def test_package_exports_name_real_objects():
-    import probe.probes as package
-
-    assert sorted(package.__all__) == sorted(package._EXPORTS)
-    mine = {"metrics", "spans", "summaries"}
-    for name, module in package._EXPORTS.items():
-        if module in mine:
-            assert getattr(package, name) is getattr(import_module(f"probe.probes.{module}"), name)
-    with pytest.raises(AttributeError):
-        package.no_such_name  # noqa: B018

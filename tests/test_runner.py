@@ -126,7 +126,7 @@ def test_sigterm_marks_the_run_interrupted(
         os.kill(os.getpid(), signal.SIGTERM)  # what `kill` or a scheduler's time limit sends
         time.sleep(10)  # the handler interrupts this
 
-    monkeypatch.setattr(probe.runner, "_stage_function", lambda name: killed_mid_stage)
+    monkeypatch.setattr(probe.runner, "load_function", lambda target: killed_mid_stage)
     with pytest.raises(KeyboardInterrupt):
         _run(_study(tmp_path, tiny_model_dir), tmp_path / "runs")
     (manifest_path,) = (tmp_path / "runs").glob("*/*/manifest.json")

@@ -67,8 +67,8 @@ def test_missing_study_file_says_what_to_pass(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
 def test_every_shipped_probe_study_finds_its_tasks_and_data(path: Path, data_dir: Path) -> None:
-    from probe.probes.stage import check_probe_section
+    from probe.probes.checks import check_probe
 
     study = load_study(path)
     if study.probe is not None:
-        check_probe_section(study)  # raises on unknown tasks or missing dataset files
+        assert check_probe(study) == []  # unknown tasks or missing dataset files

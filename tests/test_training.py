@@ -13,12 +13,14 @@ from transformers import AutoModel, BertConfig, BertForSequenceClassification
 
 from probe.errors import StudyError
 from probe.models import resolve_model
+from probe.runner import stage_figures
 from probe.training.checkpoint import OPTIMIZER_FILE, STATE_FILE, find_resume_point
 from probe.training.config import PretrainJob
 from probe.training.finetune import freeze_lowest_layers
 from probe.training.loop import train_job
 from probe.training.optim import param_groups
 from probe.training.pretrain import build_pretrain
+from probe.validate import check_study
 
 WORDS = {
     "animals": ["cat", "dog", "horse", "bird", "fish", "lion", "tiger", "mouse", "cow", "sheep"],
@@ -313,7 +315,7 @@ def _context(study: dict, tmp_path: Path, run_dir: Path | None = None):
     from probe.study import parse_study
 
     parsed = parse_study(study)
-    parsed.train.check(parsed)
+    check_study(parsed)
     ctx = RunContext(
         study=parsed,
         run_dir=run_dir or create_run_dir(parsed, tmp_path / "runs"),
@@ -361,6 +363,7 @@ def test_stage_pretrains_then_finetunes_from_the_checkpoint_and_writes_tidy_curv
     }
     ctx = _context(study, tmp_path)
     run_training(ctx)
+    stage_figures(ctx, "train")  # the runner draws figures from the table
 
     table = ctx.read_table("training")
     assert {"study", "model", "task", "split", "metric", "value", "step", "epoch"} <= set(table)

@@ -9,6 +9,7 @@ import pytest
 from probe.errors import StudyError
 from probe.study import parse_study
 from probe.training.config import PretrainJob, model_sizes, saved_steps
+from probe.validate import check_study
 
 PRETRAIN = {"name": "tiny", "kind": "pretrain", "steps": 100, "save_steps": [10, 50]}
 
@@ -96,7 +97,7 @@ def test_check_catches_bad_checkpoint_references_before_any_training(tmp_path: P
         }
     )
     with pytest.raises(StudyError) as info:
-        study.train.check(study)
+        check_study(study)
     message = str(info.value)
     assert "train.jobs.0 (ft).model: 'trained:tiny' names no earlier training job 'tiny'" in message
     assert "'trained:tiny@60': job 'tiny' saves no step 60; it saves [0, 10, 50, 100]" in message
@@ -115,7 +116,7 @@ def test_check_names_a_missing_corpus_and_a_wrong_split() -> None:
         }
     )
     with pytest.raises(StudyError) as info:
-        study.train.check(study)
+        check_study(study)
     message = str(info.value)
     assert (
         "'wikitext3' is neither a file, a folder nor a dataset; did you mean 'wikitext2'?"

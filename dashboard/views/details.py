@@ -8,7 +8,8 @@ import pandas as pd
 import shared
 import streamlit as st
 
-from probe.runs import STAGES, RunError
+from probe.runs import RunError
+from probe.stages import STAGE_NAMES
 
 st.title("Run details")
 runs = shared.need_runs()
@@ -61,7 +62,7 @@ for run in runs:
                 if run.stages.get(stage) == "done" or stage not in run.planned
                 else run.stage_note(stage),
             }
-            for stage in STAGES
+            for stage in STAGE_NAMES
             if stage in run.planned or stage in run.stages
         ]
     )

@@ -9,7 +9,7 @@ import pandas as pd
 import shared
 import streamlit as st
 
-from probe.runs import STAGES
+from probe.stages import STAGE_NAMES
 
 st.title("Runs")
 runs_dir = st.session_state.get("_runs_dir", shared.DEFAULT_RUNS_DIR)
@@ -68,7 +68,7 @@ with st.container(border=True):
     columns = st.columns(4)
     studies = columns[0].multiselect("Study", shared.options_of(rows, "study"), key="f_study")
     statuses = columns[1].multiselect("Status", shared.options_of(rows, "status"), key="f_status")
-    stages = columns[2].multiselect("Has finished stage", list(STAGES), key="f_stage")
+    stages = columns[2].multiselect("Has finished stage", list(STAGE_NAMES), key="f_stage")
     model = columns[3].text_input("Model contains", key="f_model")
 
 shown = rows

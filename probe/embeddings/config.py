@@ -19,18 +19,20 @@ Example (every key optional; these are the defaults)::
 ``fit_on: target`` fits the whitening on every sentence of the evaluated task (train, dev and test,
 both sides of each pair), as BERT-whitening's "target" setting; a named corpus
 ``<corpus>:<split>`` fits it once on that corpus and applies it to every task.
+
+A leaf module (pure pydantic); the checks that need models or files are in
+:mod:`probe.embeddings.checks`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from probe._schema import StrictModel
-
-if TYPE_CHECKING:
-    from probe.study import Study
+from probe.embeddings.pooling_spec import check_pooling_spec
+from probe.embeddings.whitening import parse_variant
 
 __all__ = ["FIT_CORPORA", "EmbeddingsSection"]
 
@@ -61,15 +63,11 @@ def _check_fit_corpus(value: str) -> str:
 
 
 def _check_pooling(value: str) -> str:
-    from probe.embeddings.pooling import check_pooling_spec
-
     check_pooling_spec(value)
     return value
 
 
 def _check_variant(value: str) -> str:
-    from probe.embeddings.whitening import parse_variant
-
     parse_variant(value)
     return value
 
@@ -106,39 +104,3 @@ class EmbeddingsSection(StrictModel):
                 f"isotropy_splits {unscored} are not in splits {self.splits}; add them to splits"
             )
         return self
-
-    def check(self, study: Study) -> None:
-        """Before any model loads: layers and ``whiten-k`` fit every model, data files exist."""
-        from probe.data import dataset_file
-        from probe.embeddings.pooling import resolve_pooling
-        from probe.embeddings.sts import STS_TASKS
-        from probe.embeddings.whitening import parse_variant
-        from probe.errors import StudyError
-        from probe.models import load_config, resolve_model
-
-        for entry in study.models:
-            if "trained:" in entry.spec:
-                continue  # produced by this run's train stage; checked when it is loaded
-            config = load_config(resolve_model(entry.spec))
-            n_layers, d_model = int(config.num_hidden_layers), int(config.hidden_size)
-            for spec in self.poolings:
-                try:
-                    resolve_pooling(spec, n_layers)
-                except ValueError as exc:
-                    raise StudyError(f"embeddings.poolings: {exc} (model {entry.label})") from None
-            for name in self.whitening:
-                _, k = parse_variant(name)
-                if k is not None and k > d_model:
-                    raise StudyError(
-                        f"embeddings.whitening: {name!r} keeps {k} dimensions but model "
-                        f"{entry.label} has {d_model}; use whiten-<k> with k <= {d_model}"
-                    )
-        needed = {(STS_TASKS[t], s) for t in self.tasks for s in self.splits}
-        if "target" in self.fit_on:
-            needed |= {(STS_TASKS[t], s) for t in self.tasks for s in ("train", "dev", "test")}
-        for corpus in self.fit_on:
-            if corpus != "target":
-                name, _, split = corpus.partition(":")
-                needed.add((FIT_CORPORA[name][0], split))
-        for dataset, split in sorted(needed):
-            dataset_file(dataset, split)  # raises DataError naming the fix

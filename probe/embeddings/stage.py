@@ -18,7 +18,8 @@ Results: ``results/embeddings.parquet`` with ``probe`` = pooling name, ``layer``
 ``spearman``/``pearson`` (x 100), ``avg_cosine``, ``top{k}_variance_share``; extra columns
 ``pooling`` (explicit spelling, e.g. ``mean@1+6``), ``layers``, ``fit_on``, ``n`` (pairs or
 sentences scored) and ``headline`` (listed in ``poolings``, not only added by ``layerwise``).
-Figures: ``embeddings_sts``, ``embeddings_layers``, ``embeddings_isotropy``.
+Figures (drawn by the runner from the table): ``embeddings_sts_<task>``, ``embeddings_layers``,
+``embeddings_isotropy``.
 """
 
 from __future__ import annotations
@@ -315,9 +316,7 @@ def _summary(ctx: RunContext, table: pd.DataFrame) -> None:
 
 
 def run_embeddings(ctx: RunContext) -> None:
-    """Run the embeddings stage of ``ctx.study``; writes ``results/embeddings`` and figures."""
-    from probe.figures.embeddings import embeddings_figures
-
+    """Run the embeddings stage of ``ctx.study``; writes ``results/embeddings``."""
     study = ctx.study
     section = study.embeddings
     assert section is not None
@@ -366,4 +365,3 @@ def run_embeddings(ctx: RunContext) -> None:
     ctx.write_table(TABLE, rows)
     table = ctx.read_table(TABLE)
     _summary(ctx, table)
-    ctx.save_figures(embeddings_figures(table))

@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probe.figures.names import figure_name
 from probe.figures.style import apply_style, color_for
 
 __all__ = ["embeddings_figures", "isotropy_bars", "layer_curves", "sts_bars"]
@@ -206,7 +207,9 @@ def embeddings_figures(table: pd.DataFrame, *, style: Style = "screen") -> dict[
     split = "test" if "test" in splits else (splits[-1] if splits else "test")
     for task in _in_order(table["task"]):
         if ((table["task"] == task) & (table["metric"] == "spearman")).any():
-            figures[f"embeddings_sts_{task}"] = sts_bars(table, task=task, split=split, style=style)
+            figures[figure_name("embeddings_sts", task)] = sts_bars(
+                table, task=task, split=split, style=style
+            )
     layered = table[table["layer"].notna() & (table["metric"] == "spearman")]
     for probe in ("mean", "mean_nospecial", "cls"):
         if layered[layered["probe"] == probe]["layer"].nunique() > 1:

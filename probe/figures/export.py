@@ -13,6 +13,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from probe.figures.names import is_safe_name
+
 __all__ = ["StaticExportError", "write_figures"]
 
 STATIC_FORMATS = ("png", "svg", "pdf")
@@ -34,6 +36,9 @@ def write_figures(
     All static images go through one kaleido call (one browser start for the whole batch, which
     is ~3 s per start on a small machine).
     """
+    unsafe = [name for name in figures if not is_safe_name(name)]
+    if unsafe:  # builders name figures with figure_name(); anything else is a bug, not a path
+        raise ValueError(f"figure names {unsafe} are not file-name slugs; use figure_name()")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

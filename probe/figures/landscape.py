@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probe.figures.names import figure_name
 from probe.figures.style import apply_style, color_for
 
 __all__ = [
@@ -410,11 +411,13 @@ def landscape_figures(
         figures["landscape_1d"] = line_figure(line, sharpness, style=style)
     if plane is not None and not plane.empty:
         for kind in dict.fromkeys(plane["plane"].astype(str)):
-            figures[f"landscape_2d_{kind}"] = contour_figure(
+            figures[figure_name("landscape_2d", kind)] = contour_figure(
                 plane, kind, trajectory=trajectory, sharpness=sharpness, style=style
             )
             split = "train" if (plane["split"] == "train").any() else _splits(plane)[0]
-            figures[f"landscape_3d_{kind}"] = surface_figure(plane, kind, split=split, style=style)
+            figures[figure_name("landscape_3d", kind)] = surface_figure(
+                plane, kind, split=split, style=style
+            )
     if sharpness is not None and not sharpness.empty:
         figures["landscape_sharpness"] = sharpness_figure(sharpness, style=style)
     return figures

@@ -4,7 +4,7 @@ One row per task, sorted by center of gravity (lowest first: the "pipeline" orde
 per-layer gains of the cumulative mix-k probe (delta_l); the marker on each row is the center of
 gravity (filled) and the expected layer of the scalar mix (open), one colour per model. A center
 of gravity whose layers gain too little in total is not drawn: it is not meaningful, and would
-stretch the layer axis (see :func:`~probe.probes.summaries.center_of_gravity_is_meaningful`).
+stretch the layer axis (see :func:`~probe.probes.summary_rules.center_of_gravity_is_meaningful`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from probe.figures.style import apply_style, color_for
-from probe.probes.summaries import center_of_gravity_is_meaningful
+from probe.probes.summary_rules import center_of_gravity_is_meaningful
 
 __all__ = ["mix_weights_heatmap", "pipeline_figure", "task_order"]
 

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probe.figures.names import figure_name
 from probe.figures.style import apply_style, color_for
 
 __all__ = ["emergence_figure", "layerwise_figure", "layerwise_figures"]
@@ -178,8 +179,8 @@ def layerwise_figures(table: pd.DataFrame, **kwargs: object) -> dict[str, go.Fig
     training run, :func:`emergence_figure` (``emergence_<task>``)."""
     figures = {}
     for task in table.task.dropna().unique():
-        figures[f"layerwise_{task}"] = layerwise_figure(table, task, **kwargs)  # type: ignore[arg-type]
+        figures[figure_name("layerwise", task)] = layerwise_figure(table, task, **kwargs)  # type: ignore[arg-type]
         emergence = emergence_figure(table, task, **kwargs)  # type: ignore[arg-type]
         if emergence is not None:
-            figures[f"emergence_{task}"] = emergence
+            figures[figure_name("emergence", task)] = emergence
     return figures

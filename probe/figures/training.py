@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probe.figures.names import figure_name
 from probe.figures.style import apply_style, color_for
 
 __all__ = ["PANELS", "loss_curves", "training_curves", "training_figures"]
@@ -190,12 +191,17 @@ def training_curves(
     return apply_style(fig, style=style, column="double")
 
 
-def training_figures(table: pd.DataFrame) -> dict[str, go.Figure]:
+def training_figures(
+    table: pd.DataFrame, *, smooth: int | None = None, style: Literal["screen", "paper"] = "screen"
+) -> dict[str, go.Figure]:
     """The stage's figures: ``training_<task>`` comparing every job of that task."""
     figures = {}
     for task, rows in table.groupby("task", sort=False):
-        models = list(rows["model"].drop_duplicates())
-        figures[f"training_{task}"] = training_curves(
-            table[table["task"] == task], models=models, title=f"training: {task}"
+        figures[figure_name("training", task)] = training_curves(
+            rows,
+            models=list(rows["model"].drop_duplicates()),
+            title=f"training: {task}",
+            smooth=smooth,
+            style=style,
         )
     return figures

@@ -12,18 +12,18 @@ Example (all keys optional; the defaults are a CPU-sized run)::
       sharpness: {hessian_iterations: 20, radii: [0.05, 0.1], directions: 8}
 
 A sub-section set to ``null`` is skipped (``pca_plane: null``).
+
+A leaf module (pure pydantic); the checks that need files are in :mod:`probe.landscape.checks`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from probe._schema import StrictModel
-
-if TYPE_CHECKING:
-    from probe.study import Study
+from probe.training.config import FinetuneJob, TrainSection
 
 __all__ = [
     "LandscapeSection",
@@ -31,7 +31,11 @@ __all__ = [
     "PCAPlaneSection",
     "RandomPlaneSection",
     "SharpnessSection",
+    "train_job_names",
 ]
+
+#: The registered dataset the landscape objective reads (its ``task: sst2``).
+SST2_DATASET = "sst2_glue"
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -112,55 +116,17 @@ class LandscapeSection(StrictModel):
             raise ValueError("name at least one split, e.g. {train: 256, dev: 256}")
         return value
 
-    def check(self, study: Study) -> None:
-        """Fail before any model loads: unknown jobs, no checkpoints to read, missing data."""
-        from pathlib import Path
 
-        from probe.data import dataset_file
-        from probe.errors import StudyError
-        from probe.landscape.objective import SST2_DATASET
-
-        if self.from_run is not None:
-            if not (Path(self.from_run) / "checkpoints").is_dir():
-                raise StudyError(
-                    f"landscape.from_run: {self.from_run} has no checkpoints/ folder; "
-                    "point it at a run folder whose train stage finished"
-                )
-        else:
-            trained = train_job_names(study, task=self.task)
-            if trained is None:
-                raise StudyError(
-                    "landscape: needs trained checkpoints; add a `train:` section or set "
-                    "landscape.from_run to an earlier run folder"
-                )
-            if not trained:
-                raise StudyError(
-                    f"landscape: the train section has no fine-tuning job on {self.task}; "
-                    f"add one (kind: finetune, task: {self.task})"
-                )
-            for index, job in enumerate(self.jobs or []):
-                if job not in trained:
-                    raise StudyError(
-                        f"landscape.jobs.{index}: {job!r} is not a {self.task} fine-tuning job "
-                        f"of the train section; those are: {', '.join(trained)}"
-                    )
-        for split in self.examples:
-            dataset_file(SST2_DATASET, split)  # DataError naming PROBE_DATA_DIR if missing
-
-
-def train_job_names(study: Any, task: str | None = None) -> list[str] | None:
-    """Names of the jobs in the study's ``train:`` section (None without one).
+def train_job_names(train: TrainSection | None, task: str | None = None) -> list[str] | None:
+    """Names of the jobs of a study's ``train:`` section (None without one).
 
     With ``task``, only the fine-tuning jobs on that task (the ones a landscape can score).
     """
-    train = getattr(study, "train", None)
     if train is None:
         return None
-    jobs = getattr(train, "jobs", None) or []
-    if task is not None:
-        jobs = [
-            j
-            for j in jobs
-            if getattr(j, "kind", None) == "finetune" and getattr(j, "task", None) == task
-        ]
-    return [str(getattr(job, "name", job)) for job in jobs]
+    jobs = [
+        job
+        for job in train.jobs
+        if task is None or (isinstance(job, FinetuneJob) and job.task == task)
+    ]
+    return [job.name for job in jobs]

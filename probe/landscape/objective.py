@@ -21,10 +21,9 @@ from torch.nn import functional
 
 from probe.data import dataset_file, read_sst2
 from probe.errors import DataError
+from probe.landscape.config import SST2_DATASET
 
 __all__ = ["Objective", "autocast_dtype", "sst2_objective", "tokenize_batches"]
-
-SST2_DATASET = "sst2_glue"
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

@@ -14,8 +14,8 @@ For every training job (its checkpoints ``step-0`` = initial weights, ``step-N``
 
 Every grid is centred on the final weights (its middle point is the trained model). Directions
 are seeded and saved next to the grid (``landscape/<job>/directions_<plane>.pt``). Under
-``accelerate launch`` each process evaluates every n-th grid point and the main process gathers,
-writes the tables and draws the figures.
+``accelerate launch`` each process evaluates every n-th grid point and the main process gathers
+and writes the tables (the runner draws the figures from them).
 
 Results: ``results/landscape_trajectory``, ``landscape_1d``, ``landscape_2d``, ``sharpness``
 (tidy, with extra columns ``step``, ``alpha``, ``plane``/``x``/``y``, ``radius``).
@@ -98,7 +98,7 @@ def job_checkpoints(run_dir: str | Path, job: str) -> list[Checkpoint]:
 def _jobs(section: LandscapeSection, ctx: RunContext, source_run: Path) -> list[str]:
     if section.jobs:
         return list(section.jobs)
-    named = train_job_names(ctx.study, section.task) if section.from_run is None else None
+    named = train_job_names(ctx.study.train, section.task) if section.from_run is None else None
     if named:
         return named
     root = source_run / "checkpoints"
@@ -496,14 +496,4 @@ def run_landscape(ctx: RunContext) -> None:
     sharpness = rows["sharpness"] + rows["scale"]
     ctx.write_table("sharpness", sharpness)
     _print_sharpness(ctx, ctx.read_table("sharpness"))
-    from probe.figures.landscape import landscape_figures
-
-    ctx.save_figures(
-        landscape_figures(
-            trajectory=ctx.read_table("landscape_trajectory"),
-            line=ctx.read_table("landscape_1d") if rows["line"] else None,
-            plane=ctx.read_table("landscape_2d") if rows["plane"] else None,
-            sharpness=ctx.read_table("sharpness"),
-        )
-    )
     dist.wait()

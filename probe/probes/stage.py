@@ -11,12 +11,12 @@ For every model of the study and every task of ``probe.tasks``:
 4. optionally (``mix: true``) layer summaries: scalar-mix weights and expected layer, cumulative
    mix-k scores and the center of gravity (Tenney et al. 2019).
 
-Results: ``results/probe.parquet`` (per layer), ``results/probe_summary.parquet`` (layer summaries).
+Results: ``results/probe.parquet`` (per layer), ``results/probe_summary.parquet`` (layer summaries);
+the runner draws their figures (:mod:`probe.figures.groups`).
 """
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Sequence
 from functools import cache
@@ -30,11 +30,8 @@ from rich.table import Table
 from probe.cache import WordFeatures, sentences_digest
 from probe.capture import capture_words
 from probe.data import (
-    TASKS,
     TaskData,
     TaskSplit,
-    dataset_file,
-    dataset_info,
     file_sha256,
     load_task,
     word_types,
@@ -42,42 +39,20 @@ from probe.data import (
 from probe.errors import StudyError
 from probe.models import Encoder, load_encoder
 from probe.probes.baselines import MajorityClassBaseline
+from probe.probes.config import ProbeSection
 from probe.probes.control import ControlTask
 from probe.probes.linear import LayerwiseLogisticRegression
 from probe.probes.metrics import bootstrap_ci, macro_f1, semeval2010_official_f1
 from probe.probes.spans import pair_features, span_features, word_features
-from probe.probes.summaries import (
-    MIN_COG_GAIN_POINTS,
-    center_of_gravity,
-    center_of_gravity_is_meaningful,
-    cumulative_mix_scores,
-    expected_layer,
-)
+from probe.probes.summaries import center_of_gravity, cumulative_mix_scores, expected_layer
+from probe.probes.summary_rules import MIN_COG_GAIN_POINTS, center_of_gravity_is_meaningful
 from probe.rundir import RunContext
-from probe.study import ProbeSection, Study
 
-__all__ = ["check_probe_section", "run_probes"]
+__all__ = ["run_probes"]
 
 # Bump when capture changes in a way that alters stored features.
 CAPTURE_VERSION = 1
 EVAL_SPLITS = ("dev", "test")
-
-
-def check_probe_section(study: Study) -> None:
-    """Unknown tasks and missing data files fail before any model is loaded."""
-    assert study.probe is not None
-    for index, name in enumerate(study.probe.tasks):
-        if name not in TASKS:
-            close = difflib.get_close_matches(name, list(TASKS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise StudyError(
-                f"probe.tasks.{index}: unknown task {name!r}{hint}; available: {', '.join(TASKS)}"
-            )
-        dataset = TASKS[name].dataset
-        # Every file the dataset registers (UNER and SemEval ship no dev file; the task carves
-        # dev out of another split).
-        for split in dataset_info(dataset).splits:
-            dataset_file(dataset, split)  # raises DataError naming PROBE_DATA_DIR
 
 
 @cache
@@ -611,8 +586,6 @@ def centre_of_gravity_table(frame: pd.DataFrame) -> Table:
 
 def run_probes(ctx: RunContext) -> None:
     """Run the probe stage of ``ctx.study`` (see module docstring)."""
-    from probe.figures.probing import layerwise_figures
-
     section = ctx.study.probe
     assert section is not None
     tasks = {
@@ -676,11 +649,6 @@ def run_probes(ctx: RunContext) -> None:
     for table in layer_tables(frame):
         ctx.console.print(table)
     ctx.console.print(summary_table(frame))
-    figures = layerwise_figures(ctx.read_table("probe"))
     if summary_rows:
-        from probe.figures.pipeline import pipeline_figure
-
         ctx.write_table("probe_summary", pd.DataFrame(summary_rows))
         ctx.console.print(centre_of_gravity_table(pd.DataFrame(summary_rows)))
-        figures["pipeline"] = pipeline_figure(ctx.read_table("probe_summary"))
-    ctx.save_figures(figures)

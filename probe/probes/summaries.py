@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from probe.probes.metrics import get_metric
+from probe.probes.summary_rules import MIN_COG_GAIN_POINTS, center_of_gravity_is_meaningful
 
 _PREDICT_BATCH = 4096
 
@@ -91,21 +92,6 @@ def differential_scores(cumulative_scores) -> np.ndarray:
             f"need cumulative scores of at least 2 layers, shape (..., L + 1); got {scores.shape}"
         )
     return np.diff(scores, axis=-1)
-
-
-# Below this total gain from mixing in layers 1..L (in accuracy points) the center of gravity is a
-# ratio of noise to a near-zero sum (a random-init model whose layers add nothing): it can land
-# anywhere, even outside 0..L. Tables show such values in parentheses and figures leave them out.
-MIN_COG_GAIN_POINTS = 1.0
-
-
-def center_of_gravity_is_meaningful(total_gain):
-    """Whether mixing in layers 1..L gains at least ``MIN_COG_GAIN_POINTS`` accuracy points.
-
-    ``total_gain`` is ``score(mix-L) - score(mix-0)`` (= the sum of the deltas) as a fraction;
-    scalar or array-like (pandas objects keep their index).
-    """
-    return 100 * total_gain >= MIN_COG_GAIN_POINTS
 
 
 def center_of_gravity_from_deltas(deltas) -> float | np.ndarray:

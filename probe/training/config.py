@@ -21,21 +21,18 @@ checkpoints go to ``checkpoints/<name>/`` and later stages refer to them as
           limit: {train: 4000}
 
 ``train:`` may also be written directly as the list of jobs.
+
+A leaf module (pure pydantic); the checks that need models or files are in
+:mod:`probe.training.checks`.
 """
 
 from __future__ import annotations
 
-import difflib
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from probe._schema import StrictModel
-from probe.errors import DataError, ModelError, StudyError
-
-if TYPE_CHECKING:
-    from probe.study import Study
 
 __all__ = [
     "FINETUNE_TASKS",
@@ -268,78 +265,3 @@ class TrainSection(StrictModel):
             if job.name == name:
                 return job
         raise KeyError(name)
-
-    def check(self, study: Study) -> None:
-        """Fail fast on names, model specs, corpora and checkpoint references (no model loads)."""
-        from probe.data import DATASETS
-        from probe.models import load_config, load_tokenizer, resolve_model
-
-        problems: list[str] = []
-        earlier: list[str] = []
-        for i, job in enumerate(self.jobs):
-            where = f"train.jobs.{i} ({job.name})"
-            try:
-                if isinstance(job, FinetuneJob):
-                    if "trained:" in job.model:
-                        problems += _check_trained_ref(job.model, earlier, where + ".model", self)
-                    else:
-                        load_config(resolve_model(job.model))
-                    if job.test and job.task == "sst2":
-                        problems.append(
-                            f"{where}.test: SST-2's test split has no labels; set test: false"
-                        )
-                else:
-                    if job.tokenizer != "train":
-                        load_tokenizer(resolve_model(job.tokenizer))
-                    if not Path(job.corpus).exists():
-                        if job.corpus not in DATASETS:
-                            near = difflib.get_close_matches(job.corpus, list(DATASETS), n=1)
-                            hint = f"did you mean {near[0]!r}?" if near else "give a .txt path"
-                            problems.append(
-                                f"{where}.corpus: {job.corpus!r} is neither a file, "
-                                f"a folder nor a dataset; {hint}"
-                            )
-                        else:
-                            from probe.data import normalize_split
-
-                            splits = DATASETS[job.corpus].splits
-                            for key in ("train_split", "eval_split"):
-                                if normalize_split(getattr(job, key)) not in splits:
-                                    problems.append(
-                                        f"{where}.{key}: {job.corpus} has no split "
-                                        f"{getattr(job, key)!r}; it has {', '.join(splits)}"
-                                    )
-            except (ModelError, DataError) as exc:
-                problems.append(f"{where}: {exc}")
-            earlier.append(job.name)
-        for entry in study.models:
-            if "trained:" in entry.spec:
-                problems += _check_trained_ref(entry.spec, earlier, f"models ({entry.label})", self)
-        if problems:
-            raise StudyError("; ".join(problems))
-
-
-def _check_trained_ref(
-    spec: str, earlier: list[str], where: str, section: TrainSection
-) -> list[str]:
-    """Problems with a ``trained:<job>[@<checkpoint>]`` reference (empty if it is fine)."""
-    body = spec.split("trained:", 1)[1]
-    job_name, _, checkpoint = body.partition("@")
-    if job_name not in earlier:
-        near = difflib.get_close_matches(job_name, earlier, n=1)
-        hint = f"did you mean {near[0]!r}?" if near else f"jobs before it: {earlier or 'none'}"
-        return [f"{where}: {spec!r} names no earlier training job {job_name!r}; {hint}"]
-    if checkpoint in ("", "final", "last"):
-        return []
-    if not checkpoint.isdigit():
-        return [f"{where}: {spec!r}: checkpoint must be a step number, final or last"]
-    job = section.job(job_name)
-    if job.steps is None:
-        return []  # the schedule depends on the data size; resolved when the stage runs
-    saved = saved_steps(job, job.steps)
-    if int(checkpoint) not in saved:
-        return [
-            f"{where}: {spec!r}: job {job_name!r} saves no step {checkpoint}; it saves "
-            f"{saved} (add it to save_steps)"
-        ]
-    return []

@@ -4,8 +4,8 @@ For each job: skip it if ``checkpoints/<job>/final/`` exists (a resumed run), el
 its newest complete ``step-<N>/`` or start afresh; train; record the history. The stage writes
 ``results/training.parquet`` (tidy: ``model`` = job name, ``task``, ``split`` train/dev/test,
 ``metric``, ``value``, plus ``step``, ``epoch``, ``kind``, ``arm``: the setting a job is one
-seed of, for ablations) after every checkpoint, so a crashed
-run still shows its curves, and one figure per task (``figures/training_<task>``).
+seed of, for ablations) after every checkpoint, so a crashed run still shows its curves; the
+runner then draws one figure per task (``figures/training_<task>``).
 """
 
 from __future__ import annotations
@@ -171,7 +171,3 @@ def run_training(ctx: RunContext) -> None:
         return
     frame = ctx.read_table("training")
     _summary(ctx, frame)
-    if section.figures:
-        from probe.figures.training import training_figures
-
-        ctx.save_figures(training_figures(frame))

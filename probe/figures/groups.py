@@ -1,0 +1,121 @@
+"""Every figure of a run, built from its tables in one place: run, export and dashboard.
+
+Each stage's figure groups are listed in the stage registry (:mod:`probe.stages`); each group names
+the tables it needs and one of the builders below, ``(tables, style, **options) -> {name: figure}``.
+:func:`build_figures` is the one code path that turns tables into figures: the runner calls it
+after each stage (style ``screen``, into ``RUN/figures/``), ``probe export`` calls it in the style
+asked for, and the dashboard calls it per page. Figures come from tables alone, never from models
+or caches. Figure names follow the one rule of :mod:`probe.figures.names`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from probe.figures.names import figure_name
+from probe.stages import figure_groups, load_function
+
+__all__ = [
+    "STYLES",
+    "Style",
+    "ablation_figures",
+    "build_figures",
+    "embeddings_figures",
+    "landscape_figures",
+    "probe_figures",
+    "summary_figures",
+    "training_figures",
+]
+
+Style = Literal["screen", "paper"]
+STYLES: tuple[Style, ...] = ("paper", "screen")
+Tables = Mapping[str, pd.DataFrame]
+
+
+def probe_figures(
+    tables: Tables, style: Style, *, split: str = "test", **_: object
+) -> dict[str, go.Figure]:
+    """``layerwise_<task>`` (and ``emergence_<task>`` for checkpoints of a training run)."""
+    from probe.figures.probing import layerwise_figures
+
+    return layerwise_figures(tables["probe"], split=split, style=style)
+
+
+def summary_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """``pipeline`` and, per model, ``mix_weights_<model>``."""
+    from probe.figures.pipeline import mix_weights_heatmap, pipeline_figure
+
+    summary = tables["probe_summary"]
+    figures = {"pipeline": pipeline_figure(summary, style=style)}
+    if (summary["metric"] == "mix_weight").any():
+        for model in summary["model"].dropna().unique():
+            figures[figure_name("mix_weights", model)] = mix_weights_heatmap(
+                summary, str(model), style=style
+            )
+    return figures
+
+
+def training_figures(
+    tables: Tables, style: Style, *, smooth: int | None = None, **_: object
+) -> dict[str, go.Figure]:
+    """``training_<task>``: every job of the task on one figure."""
+    from probe.figures.training import training_figures as build
+
+    return build(tables["training"], smooth=smooth, style=style)
+
+
+def ablation_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """Pretraining ablations: arms of jobs over seeds (probe numbers when the run has them)."""
+    from probe.figures.ablations import ablation_figures as build
+
+    return build(tables["training"], tables.get("probe"), style=style)
+
+
+def embeddings_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """``embeddings_sts_<task>``, ``embeddings_layers*``, ``embeddings_isotropy``."""
+    from probe.figures.embeddings import embeddings_figures as build
+
+    return build(tables["embeddings"], style=style)
+
+
+def landscape_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """Loss curves, 1-D line, 2-D/3-D planes and sharpness, as far as the tables allow."""
+    from probe.figures.landscape import landscape_figures as build
+
+    return build(
+        trajectory=tables["landscape_trajectory"],
+        line=tables.get("landscape_1d"),
+        plane=tables.get("landscape_2d"),
+        sharpness=tables.get("sharpness"),
+        style=style,
+    )
+
+
+def build_figures(
+    tables: Tables,
+    style: Style = "screen",
+    groups: Iterable[str] | None = None,
+    **options: object,
+) -> dict[str, go.Figure]:
+    """Every figure the given tables allow (groups whose needed tables are all present, non-empty).
+
+    Parameters
+    ----------
+    tables : ``table name -> table`` (e.g. ``{"probe": ..., "probe_summary": ...}``).
+    style : ``screen`` (run folder, dashboard, HTML) or ``paper``.
+    groups : keys of the registry's figure groups to build (default: all).
+    **options : passed to every group's builder (``split="dev"`` for the probe curves, ...).
+    """
+    known = {group.key: group for group in figure_groups()}
+    keys = list(groups) if groups is not None else list(known)
+    figures: dict[str, go.Figure] = {}
+    for key in keys:
+        group = known[key]
+        present = {n: tables[n] for n in group.all_tables if tables.get(n) is not None}
+        if all(n in present and not present[n].empty for n in group.tables):
+            figures.update(load_function(group.build)(present, style, **options))
+    return figures

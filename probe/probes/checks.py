@@ -1,0 +1,40 @@
+"""Checks of the ``probe`` section that need the task registry and data files (no model loads).
+
+Run by :func:`probe.validate.check_study` with every other check of the study; each problem is
+returned, not raised, so the user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from probe.errors import ProbeError
+from probe.study import Study
+
+__all__ = ["check_probe"]
+
+
+def check_probe(study: Study) -> list[str]:
+    """Unknown tasks and missing data files."""
+    from probe.data import TASKS, dataset_file, dataset_info
+
+    section = study.probe
+    assert section is not None
+    problems: list[str] = []
+    for index, name in enumerate(section.tasks):
+        if name not in TASKS:
+            close = difflib.get_close_matches(name, list(TASKS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"probe.tasks.{index}: unknown task {name!r}{hint}; available: {', '.join(TASKS)}"
+            )
+            continue
+        dataset = TASKS[name].dataset
+        # Every file the dataset registers (UNER and SemEval ship no dev file; the task carves
+        # dev out of another split).
+        for split in dataset_info(dataset).splits:
+            try:
+                dataset_file(dataset, split)
+            except ProbeError as exc:
+                problems.append(f"probe.tasks.{index} ({name}): {exc}")
+    return problems

@@ -1,0 +1,77 @@
+"""The one validation step: every problem of a study, found before any model loads, at once.
+
+:func:`probe.study.load_study` checks the schema (types, ranges, unknown keys; pure pydantic).
+:func:`check_study` then runs what needs models' configs or data files: every model of the study
+resolves, and each stage's registered check (:mod:`probe.stages`). Problems are collected, never
+raised one by one, and :func:`validate_study` also runs the checks of the sections that passed the
+schema when others did not, so the user fixes a study in one round (exit code 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from probe.errors import ProbeError, StudyError
+from probe.stages import load_function, stage
+from probe.study import Study, load_study
+
+__all__ = ["check_study", "study_problems", "validate_study"]
+
+
+def _model_problems(study: Study) -> list[str]:
+    """Every model spec resolves to a config (no weights are read)."""
+    from probe.models import ModelSpec, load_config, resolve_model
+
+    problems = []
+    for index, entry in enumerate(study.models):
+        if ModelSpec.parse(entry.spec).trained_job is not None:
+            continue  # made by this run's train stage; its check says whether the job exists
+        try:
+            load_config(resolve_model(entry.spec))
+        except ProbeError as exc:
+            problems.append(f"models.{index} ({entry.label}): {exc}")
+    return problems
+
+
+def study_problems(study: Study) -> list[str]:
+    """Problems that need models or files: the models, then each stage's check, in stage order."""
+    problems = _model_problems(study)
+    for name in study.stages:
+        check = stage(name).check
+        if check is None:
+            continue
+        try:
+            problems += load_function(check)(study)
+        except ProbeError as exc:  # a check that raises still reports, with the others
+            problems.append(str(exc))
+    return problems
+
+
+def check_study(study: Study, source: str | None = None) -> None:
+    """Raise one :class:`StudyError` listing every problem of :func:`study_problems`."""
+    problems = study_problems(study)
+    if problems:
+        prefix = f"{source}: " if source else ""
+        raise StudyError("; ".join(prefix + p for p in problems))
+
+
+def validate_study(path: str | Path) -> Study:
+    """Load, validate and check the study file at ``path``: one error with every problem.
+
+    Raises
+    ------
+    StudyError
+        Schema problems (from :func:`probe.study.load_study`) and the problems of the checks of
+        every section that passed the schema, joined with ``"; "``.
+    """
+    try:
+        study = load_study(path)
+    except StudyError as exc:
+        if not isinstance(exc.partial, Study):
+            raise
+        more = study_problems(exc.partial)
+        if not more:
+            raise
+        raise StudyError("; ".join([str(exc), *(f"{path}: {p}" for p in more)])) from None
+    check_study(study, source=str(path))
+    return study

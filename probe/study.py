@@ -22,6 +22,7 @@ import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from probe._schema import StrictModel
+from probe.data.tasks import TASKS
 from probe.errors import StudyError
 from probe.probes.config import CaptureSection, ProbeSection, SpanSection
 from probe.stages import STAGE_NAMES, STAGES
@@ -98,8 +99,22 @@ Study = create_model(  # type: ignore[call-overload]
 )
 
 
+_TASK_TAGS = ("builtin", "file")
+
+
 def _format_error(error: dict[str, Any]) -> str:
-    path = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+    loc = error["loc"]
+    # Drop pydantic's union tags ("probe.tasks.1.file.label" -> "probe.tasks.1.label").
+    kept = [
+        p for i, p in enumerate(loc)
+        if not (p in _TASK_TAGS and i and isinstance(loc[i - 1], int))
+    ]  # fmt: skip
+    path = ".".join(str(p) for p in kept if not str(p).startswith("function-"))
+    if error["type"] == "model_type" and kept[-2:-1] == ["tasks"]:
+        return (
+            f"{path}: a task is a built-in name ({', '.join(TASKS)}) or a mapping with name, "
+            f"format and path (got {error['input']!r})"
+        )
     ctx = error.get("ctx") or {}
     if error["type"] == "literal_error":
         allowed = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")

@@ -15,13 +15,20 @@ __all__ = ["check_probe"]
 
 
 def check_probe(study: Study) -> list[str]:
-    """Unknown tasks and missing data files."""
-    from probe.data import TASKS, dataset_file, dataset_info
+    """Unknown tasks, missing data files, and every file of a file task parsed (a bad line is a
+    problem naming file and line)."""
+    from probe.data import TASKS, FileTask, dataset_file, dataset_info, read_file_task
 
     section = study.probe
     assert section is not None
     problems: list[str] = []
     for index, name in enumerate(section.tasks):
+        if isinstance(name, FileTask):
+            try:
+                read_file_task(name)
+            except ProbeError as exc:
+                problems.append(f"probe.tasks.{index} ({name.name}): {exc}")
+            continue
         if name not in TASKS:
             close = difflib.get_close_matches(name, list(TASKS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from probe._schema import StrictModel
+from probe.data.sources import FileTask
+from probe.data.tasks import TASKS
 
 __all__ = ["CaptureSection", "ProbeSection", "SpanSection"]
 
@@ -32,10 +34,18 @@ class SpanSection(StrictModel):
     pair_product: bool = False
 
 
+# A task is a built-in name or a FileTask mapping (probe.data.sources); the discriminator keeps
+# pydantic from reporting every bad mapping twice (once as "not a string").
+TaskEntry = Annotated[
+    Annotated[str, Tag("builtin")] | Annotated[FileTask, Tag("file")],
+    Discriminator(lambda value: "builtin" if isinstance(value, str) else "file"),
+]
+
+
 class ProbeSection(StrictModel):
     """Linear probes per layer (``probe`` stage)."""
 
-    tasks: Annotated[list[str], Field(min_length=1)]
+    tasks: Annotated[list[TaskEntry], Field(min_length=1)]
     C: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
     standardize: bool = False
     control: bool = True
@@ -45,3 +55,23 @@ class ProbeSection(StrictModel):
     mix: bool = False
     mix_max_train: Annotated[int, Field(gt=0)] | None = 20000
     limit: dict[Literal["train", "dev", "test"], Annotated[int, Field(gt=0)] | None] = {}
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_task_names(cls, tasks: list[str | FileTask]) -> list[str | FileTask]:
+        names = [t if isinstance(t, str) else t.name for t in tasks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"task names must be unique, got {twice} twice")
+        taken = [t.name for t in tasks if isinstance(t, FileTask) and t.name in TASKS]
+        if taken:
+            raise ValueError(
+                f"{taken[0]!r} is a built-in task; give your file task another name "
+                f"(e.g. {taken[0]}_own)"
+            )
+        return tasks
+
+    @property
+    def task_names(self) -> list[str]:
+        """The name of every task, built-in or from files, in order."""
+        return [t if isinstance(t, str) else t.name for t in self.tasks]

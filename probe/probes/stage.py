@@ -33,7 +33,7 @@ from probe.data import (
     TaskData,
     TaskSplit,
     file_sha256,
-    load_task,
+    load_probe_task,
     word_types,
 )
 from probe.errors import StudyError
@@ -589,8 +589,8 @@ def run_probes(ctx: RunContext) -> None:
     section = ctx.study.probe
     assert section is not None
     tasks = {
-        name: load_task(name, limit=dict(section.limit) or None, seed=ctx.study.seed)
-        for name in section.tasks
+        name: load_probe_task(task, limit=dict(section.limit) or None, seed=ctx.study.seed)
+        for name, task in zip(section.task_names, section.tasks, strict=True)
     }
     for task in tasks.values():
         sizes = ", ".join(f"{s} {len(sp.labels)}" for s, sp in task.splits.items())

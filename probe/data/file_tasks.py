@@ -197,10 +197,11 @@ def _form_splits(
             f"{path}: {len(records)} examples are too few to carve out {', '.join(empty)}; "
             "add examples or give those split files"
         )
-    sizes = "/".join(str(len(out[s][1])) for s in names)
+    carved = [s for s in SPLITS if s in names]
+    sizes = ", ".join(f"{s} {len(out[s][1])}" for s in carved)
     note = (
-        f"{', '.join(present)} file(s) given; {'/'.join(names)} are a seeded (seed={seed}) "
-        f"split of {path.name} ({sizes} examples)"
+        f"no {'/'.join(missing)} file: {', '.join(carved)} are a seeded "
+        f"(seed={seed}) split of {path.name} ({sizes} examples)"
     )
     return out, note
 

@@ -22,7 +22,6 @@ import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from probe._schema import StrictModel
-from probe.data.tasks import TASKS
 from probe.errors import StudyError
 from probe.probes.config import CaptureSection, ProbeSection, SpanSection
 from probe.stages import STAGE_NAMES, STAGES
@@ -112,8 +111,8 @@ def _format_error(error: dict[str, Any]) -> str:
     path = ".".join(str(p) for p in kept if not str(p).startswith("function-"))
     if error["type"] == "model_type" and kept[-2:-1] == ["tasks"]:
         return (
-            f"{path}: a task is a built-in name ({', '.join(TASKS)}) or a mapping with name, "
-            f"format and path (got {error['input']!r})"
+            f"{path}: a task is a built-in name (upos, ...) or a mapping with name, format and "
+            f"path (got {error['input']!r})"
         )
     ctx = error.get("ctx") or {}
     if error["type"] == "literal_error":

@@ -24,6 +24,11 @@ def check_probe(study: Study) -> list[str]:
     problems: list[str] = []
     for index, name in enumerate(section.tasks):
         if isinstance(name, FileTask):
+            if name.name in TASKS:
+                problems.append(
+                    f"probe.tasks.{index}: {name.name!r} is a built-in task; give your file task "
+                    f"another name (e.g. {name.name}_own)"
+                )
             try:
                 read_file_task(name)
             except ProbeError as exc:

@@ -12,7 +12,6 @@ from pydantic import Discriminator, Field, Tag, field_validator
 
 from probe._schema import StrictModel
 from probe.data.sources import FileTask
-from probe.data.tasks import TASKS
 
 __all__ = ["CaptureSection", "ProbeSection", "SpanSection"]
 
@@ -63,12 +62,6 @@ class ProbeSection(StrictModel):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"task names must be unique, got {twice} twice")
-        taken = [t.name for t in tasks if isinstance(t, FileTask) and t.name in TASKS]
-        if taken:
-            raise ValueError(
-                f"{taken[0]!r} is a built-in task; give your file task another name "
-                f"(e.g. {taken[0]}_own)"
-            )
         return tasks
 
     @property

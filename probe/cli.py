@@ -21,9 +21,17 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 132)
 
 
+_SET_HELP = "Override a study setting: KEY=VALUE, dotted key, YAML value (repeatable)"
+_SWEEP_HELP = "Run one study per value: KEY=V1,V2,... (repeatable: every combination)"
+
+
 @app.command()
 def run(
-    study: Annotated[Path, typer.Argument(help="Study YAML file, e.g. studies/layerwise_pos.yaml")],
+    studies: Annotated[
+        list[Path], typer.Argument(help="Study YAML file(s), e.g. studies/layerwise_pos.yaml")
+    ],
+    set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+    sweep: Annotated[list[str] | None, typer.Option("--sweep", help=_SWEEP_HELP)] = None,
     runs_dir: Annotated[
         Path | None, typer.Option(help="Where run folders go (default: study's runs_dir)")
     ] = None,
@@ -31,11 +39,45 @@ def run(
         bool, typer.Option(help="Continue the newest unfinished run of this study")
     ] = False,
 ) -> None:
-    """Run a study end to end and write a new run folder."""
-    from probe.runner import run_study
+    """Run studies end to end; each study (and each sweep value) gets a new run folder."""
+    from probe.runner import run_studies
 
-    run_dir = run_study(study, runs_dir=runs_dir, resume=resume, console=console)
-    console.print(f"[green]done[/green]: {run_dir}")
+    run_dirs = run_studies(
+        studies,
+        overrides=set_ or [],
+        sweeps=sweep or [],
+        runs_dir=runs_dir,
+        resume=resume,
+        console=console,
+    )
+    for run_dir in run_dirs:
+        console.print(f"[green]done[/green]: {run_dir}")
+
+
+@app.command()
+def check(
+    studies: Annotated[list[Path], typer.Argument(help="Study YAML file(s) to check")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+    sweep: Annotated[list[str] | None, typer.Option("--sweep", help=_SWEEP_HELP)] = None,
+) -> None:
+    """Check studies without running them: schema, overrides, data files and model specs.
+
+    Lists every problem, one per line, and exits with status 2 if there is any.
+    """
+    from probe.validate import check_studies
+
+    results = check_studies(studies, set_ or [], sweep or [])
+    n_problems = 0
+    for label, study, problems in results:
+        if study is not None:
+            stages = ", ".join(study.stages) or "no stages"
+            console.print(f"[green]ok[/green]: {label} ({stages})")
+        for problem in problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        n_problems += len(problems)
+    if n_problems:
+        print(f"{n_problems} problem{'s' * (n_problems != 1)} found", file=sys.stderr)
+        raise typer.Exit(2)
 
 
 @app.command("list")
@@ -96,7 +138,9 @@ def export(
 def main() -> None:
     """Entry point: user errors print one line and exit with status 2."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)  # typer.Exit(n) comes back as n
+        if status:
+            sys.exit(status)
     except ProbeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

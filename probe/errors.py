@@ -18,11 +18,22 @@ class StudyError(ProbeError, ValueError):
     ``partial`` is set by :func:`probe.study.parse_study` when some stage sections are invalid but
     the study without them is valid: validation then still checks the rest, so one error lists
     every problem of the study (see :func:`probe.validate.validate_study`).
+
+    ``problems`` holds the problems one by one (``probe check`` prints one per line); the message
+    joins them with ``"; "``.
     """
 
-    def __init__(self, message: str, *, partial: object | None = None) -> None:
+    def __init__(
+        self, message: str, *, partial: object | None = None, problems: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.partial = partial
+        self.problems = problems if problems is not None else [message]
+
+    @classmethod
+    def of(cls, problems: list[str], *, partial: object | None = None) -> StudyError:
+        """One error listing ``problems``."""
+        return cls("; ".join(problems), partial=partial, problems=list(problems))
 
 
 class ModelError(ProbeError):

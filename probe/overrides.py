@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from probe.errors import StudyError
+
 __all__ = [
     "Override",
     "OverrideError",
@@ -33,8 +35,8 @@ __all__ = [
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$|^\d+$")
 
 
-class OverrideError(ValueError):
-    """An override that cannot be parsed or applied (the message names it)."""
+class OverrideError(StudyError):
+    """An override that cannot be parsed or applied (the message names it; exit code 2)."""
 
 
 @dataclass(frozen=True)

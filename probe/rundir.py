@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -34,6 +34,9 @@ from probe.figures.export import StaticExportError, write_figures
 from probe.layout import RUN_SUBFOLDERS
 from probe.results import read_table, tidy, write_table
 from probe.study import Study
+
+if TYPE_CHECKING:
+    from probe.trackers import Trackers
 
 __all__ = ["RunContext", "create_run_dir", "find_resumable_run", "package_versions"]
 
@@ -90,13 +93,19 @@ def create_run_dir(study: Study, runs_dir: str | Path | None = None) -> Path:
 
 
 def find_resumable_run(study: Study, runs_dir: str | Path | None = None) -> Path | None:
-    """The newest run folder of ``study`` that did not complete, if any."""
+    """The newest run folder of ``study`` (same resolved configuration) that did not complete."""
     root = Path(runs_dir or study.runs_dir) / study.name
     if not root.is_dir():
         return None
+    config = study.model_dump(mode="json")
     for folder in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
         manifest = folder / "manifest.json"
-        if manifest.exists() and json.loads(manifest.read_text()).get("status") != "complete":
+        if not manifest.exists():
+            continue
+        info = json.loads(manifest.read_text())
+        # Only a run of this very configuration: with --set/--sweep one study file has many
+        # configurations, and resuming another one would mix their results in one folder.
+        if info.get("status") != "complete" and info.get("config") == config:
             return folder
     return None
 
@@ -128,17 +137,25 @@ class RunContext:
     cache: FeatureCache
     console: Console = field(default_factory=Console)
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: ``--set`` overrides the study was resolved with (recorded in study.yaml and the manifest).
+    overrides: tuple[str, ...] = ()
+    #: experiment trackers (``report_to``) that every written table is sent to.
+    trackers: Trackers | None = None
 
     # ---------------------------------------------------------------- manifest
 
     def start(self) -> None:
         """Write the resolved study and an initial manifest (status ``running``)."""
         config = self.study.model_dump(mode="json")
-        (self.run_dir / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        header = "".join(f"# --set {o}\n" for o in self.overrides)
+        if header:
+            header = "# the study file with these command-line overrides applied:\n" + header
+        (self.run_dir / "study.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
         previous = self._read_manifest()
         self.manifest = {
             "study": self.study.name,
             "config": config,
+            "overrides": list(self.overrides),
             "seed": self.study.seed,
             "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device)
@@ -200,6 +217,8 @@ class RunContext:
         """Write a tidy table ``results/<name>.parquet`` (+ CSV); ``study`` is filled in."""
         frame = tidy(rows, study=self.study.name, **constants)
         path = write_table(frame, self.run_dir / "results" / name)
+        if self.trackers is not None:
+            self.trackers.log_table(name, frame)
         if name not in self.manifest.setdefault("tables", []):
             self.manifest["tables"].append(name)
             self.save_manifest()

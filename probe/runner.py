@@ -10,7 +10,7 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,12 +19,15 @@ import torch
 from rich.console import Console
 
 from probe.cache import FeatureCache
+from probe.errors import StudyError
 from probe.figures.groups import build_figures
+from probe.overrides import sweep_overrides
 from probe.rundir import RunContext, create_run_dir, find_resumable_run, resolve_device
 from probe.stages import figure_groups, load_function, stage
+from probe.trackers import Trackers, resolve_report_to
 from probe.validate import check_study, validate_study
 
-__all__ = ["check_study", "run_study"]
+__all__ = ["check_study", "plan_runs", "run_studies", "run_study"]
 
 
 def stage_figures(ctx: RunContext, name: str) -> list[str]:
@@ -90,13 +93,15 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def run_study(
     path: str | Path,
     *,
+    overrides: Sequence[str] = (),
     runs_dir: str | Path | None = None,
     resume: bool = False,
     console: Console | None = None,
 ) -> Path:
-    """Run every stage of the study at ``path``; returns the run folder."""
+    """Run every stage of the study at ``path`` (with ``--set`` ``overrides``); returns the run
+    folder."""
     console = console or Console()
-    study = validate_study(path)
+    study = validate_study(path, overrides)
     device = resolve_device(study.device)
     run_dir = find_resumable_run(study, runs_dir) if resume else None
     if run_dir is None:
@@ -104,11 +109,21 @@ def run_study(
     else:
         console.print(f"resuming unfinished run {run_dir}")
     ctx = RunContext(
-        study=study, run_dir=run_dir, device=device, cache=FeatureCache(), console=console
+        study=study,
+        run_dir=run_dir,
+        device=device,
+        cache=FeatureCache(),
+        console=console,
+        overrides=tuple(overrides),
     )
     ctx.start()
     console.print(f"run folder: [bold]{run_dir}[/bold]  device: {device}")
     seed_everything(study.seed)
+    trackers = resolve_report_to(study.report_to) if is_main_process() else []
+    if trackers:
+        config = study.model_dump(mode="json")
+        ctx.trackers = Trackers(trackers, run_dir, f"{study.name}/{run_dir.name}", config)
+        console.print(f"reporting to {', '.join(trackers)} (logs in {run_dir / 'logs'})")
     try:
         with _terminate_as_interrupt():
             for name in study.stages:
@@ -122,5 +137,55 @@ def run_study(
     except Exception:
         ctx.finish("failed")
         raise
+    finally:
+        if ctx.trackers is not None:
+            ctx.trackers.close()
     ctx.finish("complete")
     return run_dir
+
+
+def plan_runs(
+    paths: Sequence[str | Path], overrides: Sequence[str] = (), sweeps: Sequence[str] = ()
+) -> list[tuple[Path, list[str]]]:
+    """One ``(study file, overrides)`` per run: every file times every combination of sweeps."""
+    return [
+        (Path(path), [*overrides, *combo]) for path in paths for combo in sweep_overrides(sweeps)
+    ]
+
+
+def run_studies(
+    paths: Sequence[str | Path],
+    *,
+    overrides: Sequence[str] = (),
+    sweeps: Sequence[str] = (),
+    runs_dir: str | Path | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+) -> list[Path]:
+    """Run several studies, or one study per sweep value, each in its own run folder.
+
+    Every run is validated before the first one starts, so a typo in the last study (or sweep
+    value) fails in seconds rather than after hours of the first.
+    """
+    console = console or Console()
+    plan = plan_runs(paths, overrides, sweeps)
+    if len(plan) > 1:
+        problems = []
+        for path, run_overrides in plan:
+            try:
+                validate_study(path, run_overrides)
+            except StudyError as exc:
+                problems += exc.problems
+        if problems:
+            raise StudyError.of(list(dict.fromkeys(problems)))
+    run_dirs = []
+    for index, (path, run_overrides) in enumerate(plan, start=1):
+        if len(plan) > 1:
+            shown = " ".join(f"--set {o}" for o in run_overrides)
+            console.rule(f"[bold]run {index}/{len(plan)}: {path} {shown}")
+        run_dirs.append(
+            run_study(
+                path, overrides=run_overrides, runs_dir=runs_dir, resume=resume, console=console
+            )
+        )
+    return run_dirs

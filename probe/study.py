@@ -15,6 +15,7 @@ data files run afterwards, all of them at once, in :func:`probe.validate.check_s
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "Study",
     "load_study",
     "parse_study",
+    "schema_problems",
 ]
 
 
@@ -65,6 +67,11 @@ class StudyBase(StrictModel):
     runs_dir: str = "runs"
     capture: CaptureSection = CaptureSection()
     figures: list[Literal["html", "png", "svg", "pdf"]] = ["html", "png"]
+    # Experiment trackers, as transformers' TrainingArguments.report_to (probe.trackers).
+    report_to: (
+        Literal["none", "all", "tensorboard", "wandb", "mlflow"]
+        | list[Literal["tensorboard", "wandb", "mlflow"]]
+    ) = "none"
 
     @field_validator("models", mode="before")
     @classmethod
@@ -108,7 +115,8 @@ def _format_error(error: dict[str, Any]) -> str:
         p for i, p in enumerate(loc)
         if not (p in _TASK_TAGS and i and isinstance(loc[i - 1], int))
     ]  # fmt: skip
-    path = ".".join(str(p) for p in kept if not str(p).startswith("function-"))
+    # "[key]" marks an error in a mapping's key (probe.limit.trian.[key]): the key is named.
+    path = ".".join(str(p) for p in kept if not str(p).startswith("function-") and p != "[key]")
     if error["type"] == "model_type" and kept[-2:-1] == ["tasks"]:
         return (
             f"{path}: a task is a built-in name (upos, ...) or a mapping with name, format and "
@@ -146,7 +154,7 @@ def parse_study(data: Any, source: str = "<study>") -> Study:
     except ValidationError as exc:
         lines = [f"{source}: {_format_error(e)}" for e in exc.errors()]
         partial = _without_broken_sections(data, exc)
-        raise StudyError("; ".join(lines), partial=partial) from None
+        raise StudyError.of(lines, partial=partial) from None
 
 
 def _without_broken_sections(data: dict, exc: ValidationError) -> StudyBase | None:
@@ -164,15 +172,13 @@ def _without_broken_sections(data: dict, exc: ValidationError) -> StudyBase | No
         return None
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; every user mistake becomes a :class:`StudyError`."""
-    path = Path(path)
+def _read_mapping(path: Path) -> Any:
     if not path.is_file():
         raise StudyError(
             f"{path}: study file not found; pass a path like studies/layerwise_pos.yaml"
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -180,4 +186,40 @@ def load_study(path: str | Path) -> Study:
         raise StudyError(f"{path}: malformed YAML{where}: {problem}; fix the syntax") from None
     except UnicodeDecodeError:
         raise StudyError(f"{path}: not a text file; a study is a UTF-8 YAML file") from None
-    return parse_study(data, source=str(path))
+
+
+def schema_problems(data: Any) -> list[str]:
+    """The schema problems of a study mapping, one line each (empty when it is valid)."""
+    if not isinstance(data, dict):
+        return [f"a study must be a YAML mapping, got {type(data).__name__}"]
+    try:
+        Study.model_validate(data)
+    except ValidationError as exc:
+        return [_format_error(e) for e in exc.errors()]
+    return []
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Read and validate a study file; every user mistake becomes a :class:`StudyError`.
+
+    ``overrides`` are ``--set`` strings (``probe.limit.train=500``, see :mod:`probe.overrides`),
+    applied to the file's mapping before validation. An override that breaks the study is
+    reported as its own problem and left out, so the rest of the study is still checked.
+    """
+    path = Path(path)
+    data = _read_mapping(path)
+    problems: list[str] = []
+    if overrides and isinstance(data, dict):
+        from probe.overrides import apply_overrides
+
+        data, _, problems = apply_overrides(data, overrides, schema_problems)
+    try:
+        study = parse_study(data, source=str(path))
+    except StudyError as exc:
+        if not problems:
+            raise
+        lines = [*exc.problems, *(f"{path}: {p}" for p in problems)]
+        raise StudyError.of(lines, partial=exc.partial) from None
+    if problems:
+        raise StudyError.of([f"{path}: {p}" for p in problems], partial=study)
+    return study

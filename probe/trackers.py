@@ -22,9 +22,10 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "TRACKERS",
@@ -65,6 +66,8 @@ def tracker_problems(report_to: str | Sequence[str]) -> list[str]:
 
 
 def _label(column: str, value: Any) -> str:
+    import pandas as pd
+
     if pd.api.types.is_number(value) and not pd.api.types.is_bool(value):
         return f"{column}={int(value) if float(value).is_integer() else value}"
     return str(value)
@@ -75,6 +78,8 @@ def table_scalars(name: str, frame: pd.DataFrame) -> Iterator[tuple[str, float, 
 
     Yields nothing when a (tag, step) pair would repeat (a grid, not a series).
     """
+    import pandas as pd  # here, not at the top: validation imports this module for report_to
+
     if frame.empty or "value" not in frame:
         return
     step_column = next(

@@ -9,25 +9,26 @@ schema when others did not, so the user fixes a study in one round (exit code 2)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from probe.errors import ProbeError, StudyError
 from probe.stages import load_function, stage
 from probe.study import Study, load_study
 
-__all__ = ["check_study", "study_problems", "validate_study"]
+__all__ = ["check_studies", "check_study", "study_problems", "validate_study"]
 
 
 def _model_problems(study: Study) -> list[str]:
-    """Every model spec resolves to a config (no weights are read)."""
-    from probe.models import ModelSpec, load_config, resolve_model
+    """Every model spec resolves to a config (read as JSON: no torch, no weights)."""
+    from probe.model_spec import ModelSpec, read_config, resolve_model
 
     problems = []
     for index, entry in enumerate(study.models):
         if ModelSpec.parse(entry.spec).trained_job is not None:
             continue  # made by this run's train stage; its check says whether the job exists
         try:
-            load_config(resolve_model(entry.spec))
+            read_config(resolve_model(entry.spec))
         except ProbeError as exc:
             problems.append(f"models.{index} ({entry.label}): {exc}")
     return problems
@@ -35,7 +36,9 @@ def _model_problems(study: Study) -> list[str]:
 
 def study_problems(study: Study) -> list[str]:
     """Problems that need models or files: the models, then each stage's check, in stage order."""
-    problems = _model_problems(study)
+    from probe.trackers import tracker_problems
+
+    problems = _model_problems(study) + tracker_problems(study.report_to)
     for name in study.stages:
         check = stage(name).check
         if check is None:
@@ -52,10 +55,10 @@ def check_study(study: Study, source: str | None = None) -> None:
     problems = study_problems(study)
     if problems:
         prefix = f"{source}: " if source else ""
-        raise StudyError("; ".join(prefix + p for p in problems))
+        raise StudyError.of([prefix + p for p in problems])
 
 
-def validate_study(path: str | Path) -> Study:
+def validate_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
     """Load, validate and check the study file at ``path``: one error with every problem.
 
     Raises
@@ -65,13 +68,41 @@ def validate_study(path: str | Path) -> Study:
         every section that passed the schema, joined with ``"; "``.
     """
     try:
-        study = load_study(path)
+        study = load_study(path, overrides)
     except StudyError as exc:
         if not isinstance(exc.partial, Study):
             raise
         more = study_problems(exc.partial)
         if not more:
             raise
-        raise StudyError("; ".join([str(exc), *(f"{path}: {p}" for p in more)])) from None
+        raise StudyError.of([*exc.problems, *(f"{path}: {p}" for p in more)]) from None
     check_study(study, source=str(path))
     return study
+
+
+def check_studies(
+    paths: Sequence[str | Path], overrides: Sequence[str] = (), sweeps: Sequence[str] = ()
+) -> list[tuple[str, Study | None, list[str]]]:
+    """Validate every run that ``probe run`` would start, without starting any.
+
+    Returns
+    -------
+    list of (label, study, problems)
+        One entry per study file and sweep value: the study (None when invalid) and every
+        problem found (schema, overrides, data files, model specs, stage checks).
+    """
+    from probe.overrides import sweep_overrides
+
+    out: list[tuple[str, Study | None, list[str]]] = []
+    for path in paths:
+        for combo in sweep_overrides(sweeps):
+            label = " ".join([str(path), *(f"--set {o}" for o in combo)])
+            try:
+                study = validate_study(path, [*overrides, *combo])
+            except StudyError as exc:
+                out.append((label, None, exc.problems))
+            except ProbeError as exc:
+                out.append((label, None, [str(exc)]))
+            else:
+                out.append((label, study, []))
+    return out

@@ -11,7 +11,7 @@ from probe.embeddings.pooling_spec import resolve_pooling
 from probe.embeddings.sts import STS_TASKS
 from probe.embeddings.whitening import parse_variant
 from probe.errors import ProbeError
-from probe.models import ModelSpec, model_shape
+from probe.model_spec import ModelSpec, model_shape
 from probe.study import Study
 
 __all__ = ["check_embeddings"]

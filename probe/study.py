@@ -119,8 +119,8 @@ def _format_error(error: dict[str, Any]) -> str:
     path = ".".join(str(p) for p in kept if not str(p).startswith("function-") and p != "[key]")
     if error["type"] == "model_type" and kept[-2:-1] == ["tasks"]:
         return (
-            f"{path}: a task is a built-in name (upos, ...) or a mapping with name, format and "
-            f"path (got {error['input']!r})"
+            f"{path}: a task is a built-in name or a mapping with name, format and path "
+            f"(got {error['input']!r})"
         )
     ctx = error.get("ctx") or {}
     if error["type"] == "literal_error":

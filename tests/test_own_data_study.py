@@ -71,3 +71,25 @@ def test_ud_ewt_through_the_file_route_gives_the_builtin_numbers(
     from_file = table[table.task == "upos_file"].set_index(keys).value.sort_index()
     assert len(builtin) > 20
     pd.testing.assert_series_equal(builtin, from_file, check_exact=True)
+
+
+def test_own_sentence_pairs_are_scored_by_the_embeddings_stage(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    study = {
+        "name": "own_sts",
+        "models": [{"spec": str(tiny_model_dir), "name": "tiny"}],
+        "embeddings": {
+            "tasks": [{"name": "sts_de", "format": "tsv", "path": str(OWN / "sts_de.tsv")}],
+            "splits": ["test"], "poolings": ["mean"], "layerwise": [], "whitening": ["raw"],
+            "isotropy_splits": ["test"],
+        },
+        "figures": ["html"],
+    }  # fmt: skip
+    path = tmp_path / "own_sts.yaml"
+    path.write_text(yaml.safe_dump(study))
+    run_dir = run_study(path, runs_dir=tmp_path / "runs", console=Console(file=io.StringIO()))
+    table = pd.read_parquet(run_dir / "results" / "embeddings.parquet")
+    spearman = table[(table.task == "sts_de") & (table.metric == "spearman")]
+    assert len(spearman) == 1 and spearman.n.iloc[0] == 6  # test = a seeded 10% of 60 pairs
+    assert -100 <= spearman.value.iloc[0] <= 100

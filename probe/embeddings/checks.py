@@ -19,7 +19,7 @@ __all__ = ["check_embeddings"]
 
 def check_embeddings(study: Study) -> list[str]:
     """Layers and ``whiten-k`` fit every model; the data files of every task and corpus exist."""
-    from probe.data import dataset_file
+    from probe.data import dataset_file, load_pair_file
 
     section = study.embeddings
     assert section is not None
@@ -44,9 +44,17 @@ def check_embeddings(study: Study) -> list[str]:
                     f"embeddings.whitening: {name!r} keeps {k} dimensions but model "
                     f"{entry.label} has {d_model}; use whiten-<k> with k <= {d_model}"
                 )
-    needed = {(STS_TASKS[t], s) for t in section.tasks for s in section.splits}
+    builtin = [t for t in section.tasks if isinstance(t, str)]
+    for index, task in enumerate(section.tasks):
+        if isinstance(task, str):
+            continue
+        try:
+            load_pair_file(task, seed=study.seed)  # parses every file: bad lines name file:line
+        except ProbeError as exc:
+            problems.append(f"embeddings.tasks.{index} ({task.name}): {exc}")
+    needed = {(STS_TASKS[t], s) for t in builtin for s in section.splits}
     if "target" in section.fit_on:
-        needed |= {(STS_TASKS[t], s) for t in section.tasks for s in ("train", "dev", "test")}
+        needed |= {(STS_TASKS[t], s) for t in builtin for s in ("train", "dev", "test")}
     for corpus in section.fit_on:
         if corpus != "target":
             name, _, split = corpus.partition(":")

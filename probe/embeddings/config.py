@@ -3,7 +3,8 @@
 Example (every key optional; these are the defaults)::
 
     embeddings:
-      tasks: [stsb, sickr]                 # STS Benchmark, SICK relatedness
+      tasks: [stsb, sickr]                 # STS Benchmark, SICK relatedness, or your pairs:
+                                           # {name: my_sts, format: tsv, path: pairs.tsv}
       splits: [train, dev, test]
       poolings: [cls, pooler, mean, mean_nospecial, first_last_avg]
       layerwise: [mean]                    # also <kind>@l for every layer l = 0..L
@@ -28,9 +29,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
 from probe._schema import StrictModel
+from probe.data.sources import PairFile
 from probe.embeddings.pooling_spec import check_pooling_spec
 from probe.embeddings.whitening import parse_variant
 
@@ -78,10 +80,17 @@ WhiteningVariant = Annotated[str, AfterValidator(_check_variant)]
 FitCorpus = Annotated[str, AfterValidator(_check_fit_corpus)]
 
 
+# A built-in STS task or the user's scored pairs (probe.data.sources.PairFile).
+STSEntry = Annotated[
+    Annotated[Literal["stsb", "sickr"], Tag("builtin")] | Annotated[PairFile, Tag("file")],
+    Discriminator(lambda value: "builtin" if isinstance(value, str) else "file"),
+]
+
+
 class EmbeddingsSection(StrictModel):
     """Sentence embeddings (``embeddings`` stage): pooling x whitening, STS Spearman, isotropy."""
 
-    tasks: Annotated[list[Literal["stsb", "sickr"]], Field(min_length=1)] = ["stsb", "sickr"]
+    tasks: Annotated[list[STSEntry], Field(min_length=1)] = ["stsb", "sickr"]
     splits: Annotated[list[Literal["train", "dev", "test"]], Field(min_length=1)] = [
         "train", "dev", "test"]  # fmt: skip
     poolings: list[PoolingSpec] = ["cls", "pooler", "mean", "mean_nospecial", "first_last_avg"]
@@ -95,6 +104,19 @@ class EmbeddingsSection(StrictModel):
     max_length: Annotated[int, Field(gt=2)] | None = None
     limit: Annotated[int, Field(gt=1)] | None = None
     fit_limit: Annotated[int, Field(gt=1)] | None = 20000
+
+    @property
+    def task_names(self) -> list[str]:
+        """The name of every STS task, built-in or from files, in order."""
+        return [t if isinstance(t, str) else t.name for t in self.tasks]
+
+    @model_validator(mode="after")
+    def _unique_task_names(self) -> EmbeddingsSection:
+        names = self.task_names
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"tasks: names must be unique, got {twice} twice")
+        return self
 
     @model_validator(mode="after")
     def _isotropy_splits_are_scored(self) -> EmbeddingsSection:

@@ -88,11 +88,11 @@ def _named_corpus(name: str, split: str) -> list[str]:
 def _load_corpora(section: EmbeddingsSection, seed: int) -> _Corpora:
     corpora = _Corpora()
     pair_splits = set(section.splits) | (set(_ALL_SPLITS) if "target" in section.fit_on else set())
-    for task in section.tasks:
+    for entry, task in zip(section.tasks, section.task_names, strict=True):
         for split in _ALL_SPLITS:
             if split not in pair_splits:
                 continue
-            data = load_sts(task, split, section.limit)
+            data = load_sts(entry, split, section.limit, seed)
             corpora.pairs[(task, split)] = (
                 corpora.rows(data.sentences1),
                 corpora.rows(data.sentences2),
@@ -248,7 +248,7 @@ def _score_pooling(
     """Rows (task, split, control, fit_on, metric, value, n) for one pooling's vectors."""
     rows: list[dict] = []
     fitted: dict[tuple[str, str], Whitening] = {}
-    for task in section.tasks:
+    for task in section.task_names:
         pairs = {split: corpora.pairs[(task, split)] for split in section.splits}
         # The task's sentences, each transformed once; pairs index into them by position.
         task_rows = np.unique(np.concatenate([np.concatenate(p[:2]) for p in pairs.values()]))
@@ -283,7 +283,7 @@ def _summary(ctx: RunContext, table: pd.DataFrame) -> None:
     """STS-B (or the first task) test Spearman: poolings x variants, models side by side."""
     section = ctx.study.embeddings
     assert section is not None
-    task = section.tasks[0]
+    task = section.task_names[0]
     split = "test" if "test" in section.splits else section.splits[-1]
     picked = table[
         (table.task == task)
@@ -322,7 +322,7 @@ def run_embeddings(ctx: RunContext) -> None:
     assert section is not None
     corpora = _load_corpora(section, study.seed)
     ctx.console.print(
-        f"{len(corpora.sentences)} unique sentences: tasks {', '.join(section.tasks)}, "
+        f"{len(corpora.sentences)} unique sentences: tasks {', '.join(section.task_names)}, "
         f"fit corpora {', '.join(section.fit_on)}"
     )
     rows: list[dict] = []

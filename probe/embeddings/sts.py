@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from probe.data import read_sts
+from probe.data import PairFile, load_pair_file, read_sts
 
 __all__ = ["STS_TASKS", "STSData", "cosine_similarity", "load_sts", "sts_scores"]
 
@@ -49,13 +49,19 @@ class STSData:
         return len(self.scores)
 
 
-def load_sts(task: str, split: str, limit: int | None = None) -> STSData:
-    """Read a split of ``stsb`` or ``sickr``; ``limit`` keeps the first ``limit`` pairs."""
-    if task not in STS_TASKS:
+def load_sts(task: str | PairFile, split: str, limit: int | None = None, seed: int = 0) -> STSData:
+    """Read a split of ``stsb``, ``sickr`` or the user's pairs (:class:`PairFile`, its missing
+    splits carved with ``seed``); ``limit`` keeps the first ``limit`` pairs."""
+    if isinstance(task, PairFile):
+        pairs = load_pair_file(task, seed=seed)[0][split][:limit]
+        name = task.name
+    elif task in STS_TASKS:
+        pairs = read_sts(STS_TASKS[task], split)[:limit]
+        name = task
+    else:
         raise ValueError(f"unknown STS task {task!r}; use one of {', '.join(STS_TASKS)}")
-    pairs = read_sts(STS_TASKS[task], split)[:limit]
     return STSData(
-        task=task,
+        task=name,
         split=split,
         sentences1=tuple(p.sentence1 for p in pairs),
         sentences2=tuple(p.sentence2 for p in pairs),

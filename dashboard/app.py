@@ -45,19 +45,31 @@ with st.sidebar:
     by_label = {run.label: run for run in runs}
     # Keep the selection valid when the folder changes (a stale label would be an error).
     chosen = [label for label in st.session_state.get(shared.SELECTED_KEY, []) if label in by_label]
-    if not chosen:
+    if shared.SELECTED_KEY not in st.session_state:  # a fresh session: the link decides
         wanted = st.query_params.get_all("run")
+        # Never show another run in place of one a link names: say which are unknown.
+        st.session_state[shared.UNKNOWN_LINK_KEY] = [
+            label for label in wanted if label not in by_label
+        ]
         chosen = [label for label in wanted if label in by_label]
-    if not chosen:
-        # Newest run that has something to show.
-        chosen = next(([run.label] for run in runs if run.tables and not run.error), [])
+        st.session_state[shared.LINK_SELECTION_KEY] = chosen
+        if not wanted:
+            chosen = shared.default_selection(runs)
     st.session_state[shared.SELECTED_KEY] = chosen
     selected = st.multiselect(
         "Runs to show",
         options=list(by_label),
         key=shared.SELECTED_KEY,
-        help="Two or more runs are drawn on one chart, each series labelled by its run.",
+        format_func=shared.short_label,
+        help="Two or more runs are drawn on one chart, each series labelled by its run. "
+        "Shown as time · study; the address bar links to this selection.",
     )
+    # The address bar always links to what is shown (a shareable deep link).
+    if st.query_params.get_all("run") != selected:
+        if selected:
+            st.query_params["run"] = selected
+        else:
+            st.query_params.pop("run", None)
     st.session_state["_selected_infos"] = [by_label[label] for label in selected]
     st.session_state["_all_runs"] = runs
     st.session_state["_runs_dir"] = runs_dir
@@ -65,4 +77,5 @@ with st.sidebar:
         st.cache_data.clear()
         st.rerun()
 
+shared.say_unknown_link_runs()
 page.run()

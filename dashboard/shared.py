@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -20,7 +21,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from probe.figures.export import static_image
 from probe.figures.groups import build_figures
+from probe.figures.style import series_colors
 from probe.runs import (
     RunError,
     RunInfo,
@@ -36,6 +39,8 @@ from probe.stages import figure_groups
 DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_KEY = "runs_dir"
 SELECTED_KEY = "selected_runs"
+UNKNOWN_LINK_KEY = "_unknown_link_runs"
+LINK_SELECTION_KEY = "_link_selection"
 _GROUPS = {group.key: group for group in figure_groups()}
 _MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
          "html": "text/html", "csv": "text/csv"}  # fmt: skip
@@ -73,6 +78,40 @@ def read_table(run: RunInfo, name: str) -> pd.DataFrame:
 def default_runs_dir() -> str:
     """``?runs_dir=`` in the URL, else ``$PROBE_RUNS_DIR``, else ``runs``."""
     return st.query_params.get(RUNS_DIR_KEY) or os.environ.get("PROBE_RUNS_DIR") or DEFAULT_RUNS_DIR
+
+
+def default_selection(runs: Sequence[RunInfo]) -> list[str]:
+    """The newest finished run with tables (else the newest unbroken one with tables): never a
+    stopped or failed run while a complete one exists."""
+    usable = [run for run in runs if run.tables and not run.error]
+    for run in usable:
+        if run.status == "complete":
+            return [run.label]
+    return [usable[0].label] if usable else []
+
+
+def short_label(label: str) -> str:
+    """``pipeline/20261201-060045`` -> ``12-01 06:00:45 · pipeline``: the part that tells runs of
+    one study apart comes first, so a cut-off chip still shows it."""
+    study, _, stamp = label.rpartition("/")
+    match = re.fullmatch(r"\d{4}(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(.*)", stamp)
+    if not match:
+        return label
+    month, day, hour, minute, second, rest = match.groups()
+    return f"{month}-{day} {hour}:{minute}:{second}{rest} · {study or '.'}"
+
+
+def say_unknown_link_runs() -> None:
+    """An error naming the runs of the link (``?run=``) that do not exist, until runs are
+    picked: a link to a deleted or mistyped run must not silently show another run."""
+    unknown = st.session_state.get(UNKNOWN_LINK_KEY) or []
+    if unknown and st.session_state.get(SELECTED_KEY) == st.session_state.get(LINK_SELECTION_KEY):
+        names = ", ".join(repr(str(label)).replace("`", "'") for label in unknown)
+        st.error(
+            f"The link names {len(unknown)} run(s) that are not under this runs directory: "
+            f"{names}. Pick runs in the sidebar (**Runs to show**).",
+            icon=":material/link_off:",
+        )
 
 
 def selected_runs() -> list[RunInfo]:
@@ -117,6 +156,20 @@ def series_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
     return {run.label: run.label for run in runs}
 
 
+def run_colors(runs: Sequence[RunInfo]) -> dict[str, str]:
+    """One colour per series (``model``, or ``run · model`` with several runs) of the selected
+    runs, the same on every page: built from the runs and what their studies compare, never from
+    the table a page happens to draw."""
+    labels = series_labels(runs)
+    several = len(runs) > 1
+    names = [
+        f"{labels[run.label]} · {name}" if several else name
+        for run in runs
+        for name in run.compared
+    ]
+    return series_colors(names)
+
+
 def need_runs() -> list[RunInfo]:
     """The selected runs, or a message and ``st.stop()`` when none is selected."""
     runs = selected_runs()
@@ -124,6 +177,18 @@ def need_runs() -> list[RunInfo]:
         st.info("Choose one or more runs in the sidebar (**Runs to show**).")
         st.stop()
     return runs
+
+
+def warn_unfinished(runs: Sequence[RunInfo], stage: str) -> None:
+    """Say so when a run's ``stage`` did not finish: its tables (curves) are partial."""
+    for run in runs:
+        status = run.stages.get(stage)
+        if status is not None and status != "done":
+            st.warning(
+                f"**{run.label}** ({run.status}): {run.stage_note(stage)}; its {stage} figures "
+                "show only what was written before that, and `probe export` marks them partial.",
+                icon=":material/warning:",
+            )
 
 
 def group_page(key: str, runs: Sequence[RunInfo]) -> dict[str, pd.DataFrame]:
@@ -142,7 +207,11 @@ def _build(key: str, tables: dict[str, pd.DataFrame], options: dict) -> dict[str
 
 
 def figures_of(key: str, tables: dict[str, pd.DataFrame], **options: object) -> dict:
-    """The registry's figures of group ``key`` (screen style), or an error message."""
+    """The registry's figures of group ``key`` (screen style), or an error message.
+
+    Series keep the colours of :func:`run_colors` for the selected runs.
+    """
+    options.setdefault("colors", run_colors(selected_runs()))
     try:
         return _build(key, tables, options)
     except Exception as exc:  # a figure builder failing must not take the whole page down
@@ -157,10 +226,10 @@ def figures_of(key: str, tables: dict[str, pd.DataFrame], **options: object) -> 
 
 @functools.lru_cache(maxsize=64)
 def _static_image(figure_json: str, fmt: str) -> bytes:
-    """PNG/SVG bytes of a figure (kaleido + Chromium), cached on the figure's JSON."""
+    """PNG/SVG bytes of a figure at its export size (kaleido + Chromium), cached on its JSON."""
     import plotly.io as pio
 
-    return pio.to_image(pio.from_json(figure_json), format=fmt, scale=2 if fmt == "png" else 1)
+    return static_image(pio.from_json(figure_json), fmt, scale=2.0)
 
 
 def _deferred(figure: go.Figure, fmt: str) -> Callable[[], bytes | str]:

@@ -128,6 +128,8 @@ def export(
     result = export_run(run, formats=formats, style=style, out=out)
     for key, reason in result.skipped.items():
         console.print(f"[yellow]skipped {key}[/yellow]: {reason}")
+    for key, reason in result.partial.items():
+        console.print(f"[yellow]partial {key}[/yellow]: {reason}; figures marked PARTIAL")
     files, figures = len(result.paths), len(result.figures)
     console.print(
         f"[green]wrote[/green] {files} file{'s' * (files != 1)} ({figures} "

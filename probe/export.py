@@ -102,6 +102,7 @@ class ExportResult:
     figures: list[str] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, str] = field(default_factory=dict)
 
 
 def export_run(
@@ -123,6 +124,7 @@ def export_run(
         Unknown format or style, no figure could be built, or static export failed (no Chromium).
     """
     from probe.figures.export import StaticExportError, write_figures
+    from probe.figures.style import mark_partial
 
     formats = parse_formats(formats)
     if style not in STYLES:
@@ -136,12 +138,23 @@ def export_run(
         absent = [n for n in group.tables if n not in tables]
         if absent:
             reason = "; ".join(problems.get(n, f"no results/{n}.parquet") for n in absent)
-            # A finished stage without the table was not asked for it (e.g. no probe.mix):
-            # only unfinished stages and unreadable tables are worth a message.
+            # Only tables the study asked for are worth a message (no `probe` section, or no
+            # `probe.mix`, means no such figures, not skipped ones) when their stage did not
+            # finish or they cannot be read.
             unfinished = group.stage in info.missing
-            if unfinished or any(n in problems for n in absent):
+            if any(n in problems for n in absent) or (
+                unfinished and any(info.asked_for(n) for n in absent)
+            ):
                 result.skipped[group.key] = f"{reason} ({info.stage_note(group.stage)})"
-    figures = build_figures(tables, style)  # type: ignore[arg-type]
+        elif group.stage in info.missing:
+            result.partial[group.key] = info.stage_note(group.stage)
+    figures: dict[str, go.Figure] = {}
+    for group in figure_groups():
+        built = build_figures(tables, style, groups=[group.key])  # type: ignore[arg-type]
+        if group.key in result.partial:  # a stopped run's curves: say so on the figure
+            for figure in built.values():
+                mark_partial(figure, result.partial[group.key])
+        figures.update(built)
     if not figures:
         detail = "; ".join(f"{k}: {v}" for k, v in result.skipped.items()) or "no result tables"
         raise ExportError(f"{info.path}: nothing to export ({detail})")

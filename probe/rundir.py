@@ -173,6 +173,7 @@ class RunContext:
             "stages": previous.get("stages", {}),
             "tables": previous.get("tables", []),
             "figures": previous.get("figures", []),
+            "figure_export_errors": previous.get("figure_export_errors", {}),
         }
         self.save_manifest()
 
@@ -233,11 +234,19 @@ class RunContext:
     def save_figures(self, figures: dict[str, go.Figure]) -> None:
         """Write figures in the study's formats; static export failures degrade to HTML only."""
         formats = list(self.study.figures)
+        failures = self.manifest.setdefault("figure_export_errors", {})
         try:
             write_figures(figures, self.run_dir / "figures", formats)
+            for name in figures:
+                failures.pop(name, None)
         except StaticExportError as exc:
             self.console.print(f"[yellow]warning:[/yellow] {exc}; HTML figures were written")
             write_figures(figures, self.run_dir / "figures", ["html"])
+            # The study asked for these formats: record what is missing and why, so neither a
+            # reader of the folder nor `probe list` takes the absence for "not asked".
+            static = [f for f in formats if f != "html"]
+            for name in figures:
+                failures[name] = {"formats": static, "error": str(exc)}
         for name in figures:
             if name not in self.manifest.setdefault("figures", []):
                 self.manifest["figures"].append(name)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,7 +77,8 @@ class RunInfo:
     models : model labels of the study (``name`` or spec).
     jobs : names of the study's training jobs (the ``model`` of training/landscape tables).
     planned : stages the study runs (its sections that are set), in execution order.
-    stages : ``stage -> status`` as the manifest records them (``done``, ``running``, ``failed``).
+    stages : ``stage -> status`` as the manifest records them (``done``, ``running``, ``failed``);
+        ``stopped`` for a stage the manifest calls ``running`` in a run that is not.
     seconds : ``stage -> wall time`` for stages that finished or failed.
     tables : table names present in ``results/`` (sorted).
     figures : figure names the manifest lists.
@@ -125,6 +127,26 @@ class RunInfo:
         main = [stage(s).tables[0].name for s in self.planned]
         return tuple(name for name in main if name not in self.tables)
 
+    def asked_for(self, name: str) -> bool:
+        """Whether the study asks for table ``name``: a table of a planned stage that is always
+        written, or an optional one whose setting (the registry's ``TableSpec.setting``, e.g.
+        ```probe.mix: true```) is on in the recorded config."""
+        owner = stage_of_table(name)
+        if owner is None or owner not in self.planned:
+            return False
+        setting = {t.name: t.setting for t in stage(owner).tables}[name]
+        if setting is None:
+            return True
+        config = self.manifest.get("config")
+        if not isinstance(config, Mapping) or not config:
+            return True  # no config recorded: cannot tell, so assume it was asked for
+        keys = re.findall(r"`(\w+)\.(\w+)", setting)  # `landscape.line`, `probe.mix: true`
+        return any(
+            isinstance(config.get(section), Mapping)
+            and config[section].get(key) not in (None, False)
+            for section, key in keys
+        )
+
     def table_note(self, name: str) -> str:
         """Why table ``name`` is absent, in words: its stage's state, or the study setting that
         would have produced an optional table of a finished stage."""
@@ -151,7 +173,7 @@ class RunInfo:
             if any(table in self.tables for table in written):
                 return f"the manifest records no {name} stage, but some of its tables exist"
             return f"the {name} stage has not started (run status: {self.status})"
-        if status == "running" and self.status != "running":
+        if status in ("running", "stopped") and self.status != "running":
             return f"the {name} stage stopped before finishing (run status: {self.status})"
         return f"the {name} stage is {status}"
 
@@ -287,11 +309,16 @@ def read_run(folder: str | Path, runs_dir: str | Path | None = None) -> RunInfo:
     planned = tuple(s for s in STAGE_NAMES if config.get(s) is not None)
     if not config:  # an old or hand-written manifest: trust the stages it recorded
         planned = tuple(s for s in STAGE_NAMES if s in stages)
+    status = _live_status(manifest)
+    if status != "running":
+        # A stage cannot still be running in a run that is not: it stopped with the run (killed,
+        # out of memory), and saying "running" would promise curves that never come.
+        stages = {name: "stopped" if v == "running" else v for name, v in stages.items()}
     return RunInfo(
         path=folder,
         label=label,
         study=str(manifest.get("study") or config.get("name") or folder.parent.name),
-        status=_live_status(manifest),
+        status=status,
         created=str(manifest.get("created") or ""),
         finished=str(manifest.get("finished") or ""),
         models=_models(config),

@@ -537,13 +537,12 @@ def test_runs_page_lists_runs_and_explains_broken_ones(runs_dir: Path) -> None:
     listed = at.dataframe[0].value
     assert sorted(listed["run"]) == sorted([FULL, OLDER, PARTIAL, BAD_MANIFEST, NO_MANIFEST])
     row = listed.set_index("run").loc[PARTIAL]
-    assert row["status"] == "running" and row["stages done"] == "train"
-    assert row["missing"] == "probe (running)"
+    assert row["status"] == "running" and row["stages"] == "train ✓ · probe ✗ running"
     text = _texts(at)
     assert f"{BAD_MANIFEST}** cannot be read" in text and "not valid JSON" in text
     assert "5 of 5 run folders" in text
-    # The newest readable run with tables (here the partly finished one) is preselected.
-    assert at.sidebar.multiselect[0].value == [PARTIAL]
+    # The newest finished run is preselected, not the newer one still running.
+    assert at.sidebar.multiselect[0].value == [FULL]
     # Filters narrow the list.
     at.multiselect(key="f_study").set_value(["full"]).run()
     assert sorted(at.dataframe[0].value["run"]) == [OLDER, FULL]
@@ -561,10 +560,10 @@ def test_runs_page_on_missing_or_empty_folder_says_so(tmp_path: Path) -> None:
     ("page", "n_charts", "needle"),
     [
         ("views/probing.py", 2, "upos: probe accuracy by layer"),
-        ("views/summary.py", 3, "Scalar-mix weights: minilm"),
-        ("views/training.py", 2, "training: sst2"),
+        ("views/summary.py", 3, "Scalar-mix weights"),
+        ("views/training.py", 2, "Training: SST-2 fine-tuning"),
         ("views/embeddings.py", 3, "STS-B test"),
-        ("views/landscape.py", 7, "1-D interpolation"),
+        ("views/landscape.py", 2, "1-D interpolation"),  # one section drawn at a time
     ],
 )
 def test_each_figure_page_draws_the_registry_figures(
@@ -586,7 +585,7 @@ def test_probe_page_switches_to_the_dev_split(runs_dir: Path) -> None:
     titles = [c["layout"]["title"]["text"] for c in _charts(at)]
     assert titles == [
         "upos: probe accuracy by layer (dev)",
-        "ner_conll2003: probe accuracy by layer (dev)",
+        "ner_conll2003: probe macro-F1 by layer (dev)",  # the headline metric of NER
     ]
 
 

@@ -33,6 +33,16 @@ for run in runs:
     if run.error:
         st.error(f"The manifest cannot be read: {run.error}")
     manifest = run.manifest
+    export_errors = manifest.get("figure_export_errors") or {}
+    if export_errors:
+        first = next(iter(export_errors.values()))
+        formats = ", ".join(first.get("formats", [])) if isinstance(first, dict) else "?"
+        reason = first.get("error", "?") if isinstance(first, dict) else str(first)
+        st.warning(
+            f"{len(export_errors)} figure(s) were written as HTML only: the study asked for "
+            f"{formats}, and static export failed ({reason}). `probe export` rewrites them.",
+            icon=":material/image_not_supported:",
+        )
     columns = st.columns(4)
     columns[0].metric("status", run.status)
     columns[1].metric(

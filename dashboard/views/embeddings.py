@@ -7,16 +7,19 @@ import streamlit as st
 
 st.title("Sentence embeddings and whitening")
 runs = shared.need_runs()
+shared.warn_unfinished(runs, "embeddings")
 tables = shared.group_page("embeddings", runs)
 table = tables["embeddings"]
 st.caption(
-    "Spearman x 100 of the cosine similarity of sentence vectors against gold STS scores, "
-    "for each pooling, raw and whitened (Su et al. 2021); isotropy of the vectors before and after."
+    "Correlation x 100 of the cosine similarity of sentence vectors with gold STS scores, for "
+    "each pooling (columns) and whitening variant (rows; Su et al. 2021), one panel per model on "
+    "one colour scale zoomed to the scores; isotropy of the vectors before and after. The "
+    "selectors choose what the figures and the table show."
 )
-shared.show_figures(shared.figures_of("embeddings", tables), key="embeddings")
 
-st.subheader("Table")
 scores = table[table["metric"].isin(["spearman", "pearson"])]
+task = split = None
+metric = "spearman"
 if not scores.empty:
     columns = st.columns(3)
     task = columns[0].selectbox("Task", shared.options_of(scores, "task"), key="emb_task")
@@ -25,6 +28,11 @@ if not scores.empty:
         "Split", splits, index=splits.index("test") if "test" in splits else 0, key="emb_split"
     )
     metric = columns[2].selectbox("Metric", shared.options_of(scores, "metric"), key="emb_metric")
+figures = shared.figures_of("embeddings", tables, task=task, split=split, sts_metric=metric)
+shared.show_figures(figures, key="embeddings")
+
+if not scores.empty:
+    st.subheader("Table")
     part = scores[
         (scores["task"] == task) & (scores["split"] == split) & (scores["metric"] == metric)
     ]

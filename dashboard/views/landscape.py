@@ -7,6 +7,7 @@ import streamlit as st
 
 st.title("Loss landscapes")
 runs = shared.need_runs()
+shared.warn_unfinished(runs, "landscape")
 tables = shared.group_page("landscape", runs)
 st.caption(
     "Loss around the fine-tuned weights (Li et al. 2018; Hao et al. 2019): along the line from the "
@@ -24,12 +25,16 @@ kinds = {
     "3-D": [n for n in figures if n.startswith("landscape_3d")],
     "Sharpness": [n for n in figures if n == "landscape_sharpness"],
 }
-tabs = st.tabs(list(kinds))
-for tab, (title, names) in zip(tabs, kinds.items(), strict=True):
-    with tab:
-        if not names:
-            st.info(f"No {title.lower()} figures in these tables.")
-        shared.show_figures({n: figures[n] for n in names}, key=f"landscape-{title}")
+# One section drawn at a time: st.tabs would render every tab's figures (both 3-D scenes
+# included) on every rerun even while hidden, which took 6-11 s before the first chart showed.
+section = st.segmented_control(
+    "Show", list(kinds), default="Curves and line", key="landscape_section"
+)
+section = section or "Curves and line"  # clicking the chosen segment again unselects it
+names = kinds[section]
+if not names:
+    st.info(f"No {section.lower()} figures in these tables.")
+shared.show_figures({n: figures[n] for n in names}, key=f"landscape-{section}")
 
 if "sharpness" in tables:
     st.subheader("Sharpness")

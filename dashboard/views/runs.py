@@ -40,9 +40,13 @@ def _age(timestamp: float) -> str:
     return "just now"
 
 
-def _missing(run) -> str:
-    """Planned stages that did not finish, with their state: ``probe (running)``."""
-    return ", ".join(f"{stage} ({run.stages.get(stage, 'not started')})" for stage in run.missing)
+def _stages(run) -> str:
+    """Planned stages and their state in one short cell: ``train ✓ · probe ✗ stopped``."""
+    parts = []
+    for stage in run.planned:
+        status = run.stages.get(stage, "not started")
+        parts.append(f"{stage} ✓" if status == "done" else f"{stage} ✗ {status}")
+    return " · ".join(parts)
 
 
 rows = pd.DataFrame(
@@ -50,12 +54,10 @@ rows = pd.DataFrame(
         {
             "run": run.label,
             "study": run.study or "?",
-            "models": ", ".join(run.compared),
-            "created": run.created.replace("T", " "),
             "status": run.status,
+            "stages": _stages(run),
+            "models": ", ".join(run.compared),
             "updated": _age(run.updated),
-            "stages done": ", ".join(run.done),
-            "missing": _missing(run),
             "tables": len(run.tables),
             "problem": run.error or "",
         }
@@ -80,15 +82,32 @@ if stages:
     shown = shown[[set(stages) <= done[label] for label in shown["run"]]]
 if model:
     shown = shown[shown["models"].str.contains(model, case=False, regex=False)]
+st.session_state["_run_list_labels"] = list(shown["run"])
 
-st.caption(f"{len(shown)} of {len(rows)} run folders under `{runs_dir}`")
+
+def _select_clicked_rows() -> None:
+    """Rows clicked in the list become the runs to show (runs before the next rerun, so the
+    sidebar's widget state may still be set)."""
+    clicked = st.session_state["run_list"].selection.rows
+    labels = st.session_state.get("_run_list_labels", [])
+    picked = [labels[i] for i in clicked if i < len(labels)]
+    if picked:
+        st.session_state[shared.SELECTED_KEY] = picked
+
+
+st.caption(
+    f"{len(shown)} of {len(rows)} run folders under `{runs_dir}`. Click rows to show those runs."
+)
 st.dataframe(
-    shown,
+    shown if shown["problem"].any() else shown.drop(columns=["problem"]),
     hide_index=True,
     key="run_list",
+    on_select=_select_clicked_rows,
+    selection_mode="multi-row",
     column_config={
         "run": st.column_config.TextColumn("run", help="folder under the runs directory"),
-        "tables": st.column_config.NumberColumn("tables", help="tables in results/"),
+        "stages": st.column_config.TextColumn("stages", help="planned stages: ✓ done, ✗ not"),
+        "tables": st.column_config.NumberColumn("tables", help="tables in results/", width=60),
         "problem": st.column_config.TextColumn("problem", width="large"),
     },
 )

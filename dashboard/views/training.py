@@ -5,12 +5,19 @@ from __future__ import annotations
 import shared
 import streamlit as st
 
-from probe.figures.training import loss_curves
+from probe.figures.training import loss_curves, task_name
 
 st.title("Training curves")
 runs = shared.need_runs()
+shared.warn_unfinished(runs, "train")
 tables = shared.group_page("training", runs)
 training = tables["training"]
+tasks = [task_name(t) for t in shared.options_of(training, "task")]
+st.caption(
+    f"{', '.join(tasks)}. Train curves are smoothed (raw values faint behind); dashed lines are "
+    "references: the unigram entropy of the corpus for MLM loss, the majority label (chance) for "
+    "accuracies, which are drawn on a range of at least 20 points around it."
+)
 
 window = st.number_input(
     "Smoothing window of train curves (steps; 0 = about 1/50 of the steps)",
@@ -32,6 +39,7 @@ if choices:
         "Curve",
         choices,
         index=choices.index("train loss") if "train loss" in choices else 0,
+        format_func=lambda c: c.replace("_", " "),
         key="train_curve",
     )
     models = shared.options_of(training, "model")
@@ -39,7 +47,12 @@ if choices:
     split, metric = which.split(" ", 1)
     try:
         figure = loss_curves(
-            training, metric=metric, split=split, models=picked or None, smooth=smooth or 1
+            training,
+            metric=metric,
+            split=split,
+            models=picked or None,
+            smooth=smooth or 1,
+            colors=shared.run_colors(runs),
         )
     except Exception as exc:  # keep the page alive on an odd table
         st.error(f"Could not draw {which}: {type(exc).__name__}: {exc}")

@@ -34,23 +34,37 @@ __all__ = [
 Style = Literal["screen", "paper"]
 STYLES: tuple[Style, ...] = ("paper", "screen")
 Tables = Mapping[str, pd.DataFrame]
+#: ``series -> colour`` from the caller (the dashboard: one colour per series on every page);
+#: builders colour any other series by its place in the tables.
+Colors = Mapping[str, str] | None
 
 
 def probe_figures(
-    tables: Tables, style: Style, *, split: str = "test", **_: object
+    tables: Tables,
+    style: Style,
+    *,
+    split: str = "test",
+    metric: str | None = None,
+    colors: Colors = None,
+    **_: object,
 ) -> dict[str, go.Figure]:
-    """``layerwise_<task>`` (and ``emergence_<task>`` for checkpoints of a training run)."""
+    """``layerwise_<task>`` (and ``emergence_<task>`` for checkpoints of a training run), in
+    ``metric`` where a task has it, else in the task's headline metric."""
     from probe.figures.probing import layerwise_figures
 
-    return layerwise_figures(tables["probe"], split=split, style=style)
+    return layerwise_figures(
+        tables["probe"], split=split, metric=metric, colors=colors, style=style
+    )
 
 
-def summary_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+def summary_figures(
+    tables: Tables, style: Style, *, colors: Colors = None, **_: object
+) -> dict[str, go.Figure]:
     """``pipeline`` and, per model, ``mix_weights_<model>``."""
     from probe.figures.pipeline import mix_weights_heatmap, pipeline_figure
 
     summary = tables["probe_summary"]
-    figures = {"pipeline": pipeline_figure(summary, style=style)}
+    figures = {"pipeline": pipeline_figure(summary, colors=colors, style=style)}
     if (summary["metric"] == "mix_weight").any():
         for model in summary["model"].dropna().unique():
             figures[figure_name("mix_weights", model)] = mix_weights_heatmap(
@@ -60,12 +74,12 @@ def summary_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.F
 
 
 def training_figures(
-    tables: Tables, style: Style, *, smooth: int | None = None, **_: object
+    tables: Tables, style: Style, *, smooth: int | None = None, colors: Colors = None, **_: object
 ) -> dict[str, go.Figure]:
     """``training_<task>``: every job of the task on one figure."""
     from probe.figures.training import training_figures as build
 
-    return build(tables["training"], smooth=smooth, style=style)
+    return build(tables["training"], smooth=smooth, colors=colors, style=style)
 
 
 def ablation_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
@@ -75,14 +89,34 @@ def ablation_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.
     return build(tables["training"], tables.get("probe"), style=style)
 
 
-def embeddings_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
-    """``embeddings_sts_<task>``, ``embeddings_layers*``, ``embeddings_isotropy``."""
+def embeddings_figures(
+    tables: Tables,
+    style: Style,
+    *,
+    task: str | None = None,
+    split: str | None = None,
+    sts_metric: str = "spearman",
+    colors: Colors = None,
+    **_: object,
+) -> dict[str, go.Figure]:
+    """``embeddings_sts_<task>``, ``embeddings_layers*``, ``embeddings_isotropy``; ``task``,
+    ``split`` and ``sts_metric`` (spearman, pearson) choose what they show (the dashboard's
+    selectors; default every task, the test split, Spearman)."""
     from probe.figures.embeddings import embeddings_figures as build
 
-    return build(tables["embeddings"], style=style)
+    return build(
+        tables["embeddings"],
+        task=task,
+        split=split,
+        metric=sts_metric,
+        colors=colors,
+        style=style,
+    )
 
 
-def landscape_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+def landscape_figures(
+    tables: Tables, style: Style, *, colors: Colors = None, **_: object
+) -> dict[str, go.Figure]:
     """Loss curves, 1-D line, 2-D/3-D planes and sharpness, as far as the tables allow."""
     from probe.figures.landscape import landscape_figures as build
 
@@ -91,6 +125,7 @@ def landscape_figures(tables: Tables, style: Style, **_: object) -> dict[str, go
         line=tables.get("landscape_1d"),
         plane=tables.get("landscape_2d"),
         sharpness=tables.get("sharpness"),
+        colors=colors,
         style=style,
     )
 
@@ -108,7 +143,8 @@ def build_figures(
     tables : ``table name -> table`` (e.g. ``{"probe": ..., "probe_summary": ...}``).
     style : ``screen`` (run folder, dashboard, HTML) or ``paper``.
     groups : keys of the registry's figure groups to build (default: all).
-    **options : passed to every group's builder (``split="dev"`` for the probe curves, ...).
+    **options : passed to every group's builder (``split="dev"`` for the probe curves,
+        ``colors={series: colour}`` for all, ...).
     """
     known = {group.key: group for group in figure_groups()}
     keys = list(groups) if groups is not None else list(known)

@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from probe.figures.names import figure_name
-from probe.figures.style import apply_style, color_for
+from probe.figures.style import apply_style, series_colors, wrap_label
 
 __all__ = [
     "contour_figure",
@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 _DASH = {"train": "solid", "dev": "dash", "test": "dot"}
+_PATTERN = {"train": "", "dev": "/", "test": "."}
 _PLANE_AXES = {
     "random": ("filter-normalised direction 1", "direction 2"),
     "pca": ("PC 1", "PC 2"),
@@ -66,6 +67,14 @@ def _log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
     return [math.log10(v) for v in values], [f"{v:g}" for v in values]
 
 
+def _log_loss_axis(fig: go.Figure, loss: pd.Series) -> None:
+    """Log-scale loss axis of panel (1, 1) labelled at 1-2-5 steps: plotly's own labels for a
+    range under a decade are its minor "2 3 4 5" digits, drawn at two thirds of the font size."""
+    low, high = _log_range(loss)
+    ticks, text = _log_ticks(low, high)
+    fig.update_yaxes(type="log", tickvals=[10**t for t in ticks], ticktext=text, row=1, col=1)
+
+
 def _sharpness_label(sharpness: pd.DataFrame | None, model: str, split: str) -> str:
     if sharpness is None or sharpness.empty:
         return ""
@@ -83,11 +92,14 @@ def _sharpness_label(sharpness: pd.DataFrame | None, model: str, split: str) -> 
     return " · ".join(parts)
 
 
-def curves_figure(trajectory: pd.DataFrame, *, style: str = "screen") -> go.Figure:
+def curves_figure(
+    trajectory: pd.DataFrame, *, colors: dict[str, str] | None = None, style: str = "screen"
+) -> go.Figure:
     """Loss (log scale) and accuracy of every saved checkpoint against the training step."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
     steps = trajectory.dropna(subset=["step"])
-    for i, model in enumerate(_models(trajectory)):
+    palette = series_colors(_models(trajectory), colors)
+    for model in _models(trajectory):
         for split in _splits(trajectory):
             for col, metric in enumerate(("loss", "accuracy"), start=1):
                 part = steps[
@@ -103,13 +115,13 @@ def curves_figure(trajectory: pd.DataFrame, *, style: str = "screen") -> go.Figu
                         name=f"{model} {split}",
                         legendgroup=f"{model} {split}",
                         showlegend=col == 1,
-                        line={"color": color_for(i), "dash": _DASH.get(split, "solid")},
+                        line={"color": palette[model], "dash": _DASH.get(split, "solid")},
                     ),
                     row=1,
                     col=col,
                 )
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(type="log", row=1, col=1)
+    _log_loss_axis(fig, steps[steps["metric"] == "loss"]["value"])
     fig.update_layout(
         title="Loss and accuracy on the fixed batches at each checkpoint",
         legend={"orientation": "h", "y": -0.22, "x": 0},
@@ -120,7 +132,11 @@ def curves_figure(trajectory: pd.DataFrame, *, style: str = "screen") -> go.Figu
 
 
 def line_figure(
-    line: pd.DataFrame, sharpness: pd.DataFrame | None = None, *, style: str = "screen"
+    line: pd.DataFrame,
+    sharpness: pd.DataFrame | None = None,
+    *,
+    colors: dict[str, str] | None = None,
+    style: str = "screen",
 ) -> go.Figure:
     """Loss (log scale) and accuracy along the line from the initial to the final weights.
 
@@ -128,7 +144,8 @@ def line_figure(
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
     labels = []
-    for i, model in enumerate(_models(line)):
+    palette = series_colors(_models(line), colors)
+    for model in _models(line):
         label = _sharpness_label(sharpness, model, "train")
         if label:
             labels.append(f"{model}: {label}")
@@ -147,7 +164,7 @@ def line_figure(
                         name=f"{model} {split}",
                         legendgroup=f"{model} {split}",
                         showlegend=col == 1,
-                        line={"color": color_for(i), "dash": _DASH.get(split, "solid")},
+                        line={"color": palette[model], "dash": _DASH.get(split, "solid")},
                     ),
                     row=1,
                     col=col,
@@ -163,13 +180,23 @@ def line_figure(
                 col=col,
             )
     fig.update_xaxes(title_text="α   (θ = θ₀ + α (θ₁ − θ₀))")
-    fig.update_yaxes(type="log", row=1, col=1)
-    title = "1-D interpolation from the initial (θ₀) to the fine-tuned (θ₁) weights"
-    if labels:
-        title += "<br><sup>train sharpness · " + " · ".join(labels) + "</sup>"
-    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.25, "x": 0})
-    apply_style(fig, style=style, column="double")  # type: ignore[arg-type]
-    fig.update_layout(margin={"t": 100, "b": 120})
+    _log_loss_axis(fig, line[line["metric"] == "loss"]["value"])
+    title = {"text": "1-D interpolation from the initial (θ₀) to the fine-tuned (θ₁) weights"}
+    if labels:  # a subtitle, not <sup>: that prints at 70% of the title's size, under 8 pt
+        title["subtitle"] = {"text": "train sharpness: " + "<br>".join(labels)}
+    fig.update_layout(title=title, legend={"orientation": "h", "y": -0.3, "x": 0})
+    screen = style == "screen"
+    apply_style(
+        fig,
+        style=style,  # type: ignore[arg-type]
+        column="double",
+        height=(440 if screen else 300) + (18 if screen else 13) * len(labels),
+    )
+    # The title block (title, one sharpness line per run) at the top, clear of the panel titles.
+    fig.update_layout(
+        title={"yref": "container", "y": 0.99, "yanchor": "top"},
+        margin={"t": (70 if screen else 50) + (18 if screen else 13) * len(labels), "b": 130},
+    )
     return fig
 
 
@@ -205,13 +232,13 @@ def contour_figure(
     for split in splits:
         for model in models:
             label = _sharpness_label(sharpness, model, split)
-            titles.append(f"{model} · {split}" + (f"<br><sup>{label}</sup>" if label else ""))
+            titles.append(wrap_label(f"{model} · {split}") + (f"<br>{label}" if label else ""))
     fig = make_subplots(
         rows=len(splits),
         cols=len(models),
         subplot_titles=titles,
         horizontal_spacing=0.08,
-        vertical_spacing=0.2,  # room for the two-line subplot titles (model · split, sharpness)
+        vertical_spacing=0.24,  # room for the subplot titles (run, model · split, sharpness)
     )
     low, high = _log_range(part["value"])
     size = (high - low) / _LEVELS
@@ -297,104 +324,198 @@ def contour_figure(
         }
     )
     x_title, y_title = _PLANE_AXES.get(kind, ("x", "y"))
-    if kind == "pca" and "pc1_variance" in part:
-        x_title += f" ({part['pc1_variance'].iloc[0]:.0%} of variance)"
-        y_title += f" ({part['pc2_variance'].iloc[0]:.0%})"
-    fig.update_xaxes(title_text=x_title, row=len(splits))
-    fig.update_yaxes(title_text=y_title, col=1)
+    for c, model in enumerate(models, start=1):
+        # Each run has its own PCA plane, so its own explained variance.
+        x_text, y_text = x_title, y_title
+        mine = part[part["model"].astype(str) == model]
+        if kind == "pca" and "pc1_variance" in mine and mine["pc1_variance"].notna().any():
+            x_text += f" ({mine['pc1_variance'].dropna().iloc[0]:.0%} of variance)"
+            y_text += f" ({mine['pc2_variance'].dropna().iloc[0]:.0%})"
+        fig.update_xaxes(title_text=x_text, row=len(splits), col=c)
+        fig.update_yaxes(title_text=y_text, col=c)
     what = "random filter-normalised plane" if kind == "random" else "PCA plane of the trajectory"
     fig.update_layout(title=f"Loss around the fine-tuned weights: {what}")
     apply_style(fig, style=style, column="double", height=360 * len(splits) + 120)  # type: ignore[arg-type]
-    fig.update_layout(margin={"t": 120})
+    lines = max((t.count("<br>") + 1 for t in titles), default=1)
+    fig.update_layout(margin={"t": 85 + 17 * lines})  # the title clear of the panel titles
     return fig
 
 
 def surface_figure(
     plane: pd.DataFrame, kind: str = "random", *, split: str = "train", style: str = "screen"
 ) -> go.Figure:
-    """3-D loss surfaces of one split, side by side on shared (log) z and colour scales."""
+    """3-D loss surfaces of one split, side by side on shared (log) z and colour scales.
+
+    The height is log10(loss) on a linear axis labelled in loss (plotly's 3-D log axes print no
+    labels for a range under a decade), and each scene keeps a margin for its z-axis labels and
+    title, which a scene filling its whole cell would clip.
+    """
     part = plane[(plane["plane"] == kind) & (plane["metric"] == "loss") & (plane["split"] == split)]
     models = _models(part)
+    # At most two scenes per row: a 3-D box narrower than ~400 px has no room for its labels.
+    cols = min(max(len(models), 1), 2)
+    rows = -(-max(len(models), 1) // cols)
     fig = make_subplots(
-        rows=1,
-        cols=max(len(models), 1),
-        subplot_titles=models,
-        specs=[[{"type": "scene"}] * max(len(models), 1)],
+        rows=rows,
+        cols=cols,
+        subplot_titles=[wrap_label(m) for m in models],
+        specs=[[{"type": "scene"}] * cols for _ in range(rows)],
+        horizontal_spacing=0.02,
+        vertical_spacing=0.08,
     )
     low, high = _log_range(part["value"])
-    for c, model in enumerate(models, start=1):
+    ticks, text = _log_ticks(low, high)
+    for k, model in enumerate(models):
         xs, ys, z = _grid(part[part["model"].astype(str) == model])
+        height = np.log10(np.clip(z, 1e-12, None))
         fig.add_trace(
             go.Surface(
                 x=xs,
                 y=ys,
-                z=z,
-                surfacecolor=np.log10(np.clip(z, 1e-12, None)),
+                z=height,
+                surfacecolor=height,
                 coloraxis="coloraxis",
+                customdata=z,
+                hovertemplate="x %{x:.3g}<br>y %{y:.3g}<br>loss %{customdata:.4g}<extra></extra>",
                 name=model,
             ),
-            row=1,
-            col=c,
+            row=k // cols + 1,
+            col=k % cols + 1,
         )
-    ticks, text = _log_ticks(low, high)
     fig.update_layout(
         coloraxis={
             "colorscale": "Viridis",
             "cmin": low,
             "cmax": high,
-            "colorbar": {"title": {"text": "loss"}, "tickvals": ticks, "ticktext": text},
+            "colorbar": {
+                "title": {"text": "loss"},
+                "tickvals": ticks,
+                "ticktext": text,
+                "len": 0.8 / rows,
+                "thickness": 12,
+            },
         }
     )
     x_title, y_title = _PLANE_AXES.get(kind, ("x", "y"))
     pad = 0.05 * (high - low)
     fig.update_scenes(
-        zaxis={"type": "log", "range": [low - pad, high + pad], "title": {"text": "loss"}},
+        zaxis={
+            "range": [low - pad, high + pad],
+            "tickvals": ticks,
+            "ticktext": text,
+            # The z title is left out: at any camera that keeps the whole box in view, plotly
+            # draws it outside the scene; the subtitle says what z is.
+            "title": {"text": ""},
+        },
         xaxis={"title": {"text": "x"}},
         yaxis={"title": {"text": "y"}},
-        aspectmode="cube",
-        camera={"eye": {"x": 1.9, "y": -1.9, "z": 1.2}},
+        aspectmode="manual",
+        aspectratio={"x": 1, "y": 1, "z": 0.75},
+        camera={"eye": {"x": 1.7, "y": -1.7, "z": 1.0}, "center": {"x": 0, "y": 0, "z": -0.1}},
     )
+    # Scene domains inside their cells (room for tick labels), each below its subplot title.
+    width, tall = 0.9 / cols, 1.0 / rows
+    for k in range(len(models)):
+        row, col = divmod(k, cols)
+        left, top = 0.05 + col * (width + 0.01), 1.0 - row * tall
+        fig.layout[f"scene{'' if k == 0 else k + 1}"].domain = {
+            "x": [left, left + width - 0.05],
+            "y": [top - tall + 0.02, top - 0.1 * tall],
+        }
+        fig.layout.annotations[k].update(y=top - 0.08 * tall, yanchor="bottom")
     fig.update_layout(
-        title=f"{split} loss surface, {kind} plane<br><sup>x: {x_title}; y: {y_title}; "
-        "shared z and colour scales</sup>"
+        title={
+            "text": f"{split} loss surface, {kind} plane",
+            "subtitle": {
+                "text": f"x: {x_title}; y: {y_title}; z and colour: loss (log scale, shared)"
+            },
+        }
     )
-    apply_style(fig, style=style, column="double", height=520)  # type: ignore[arg-type]
-    fig.update_layout(margin={"t": 100, "l": 10, "r": 10, "b": 10})
+    screen = style == "screen"
+    lines = 2 if any("<br>" in wrap_label(m) for m in models) else 1
+    apply_style(fig, style=style, column="double", height=(420 if screen else 300) * rows + 60)  # type: ignore[arg-type]
+    fig.update_layout(margin={"t": (60 if screen else 45) + 17 * lines, "l": 10, "r": 10, "b": 10})
     return fig
 
 
-def sharpness_figure(sharpness: pd.DataFrame, *, style: str = "screen") -> go.Figure:
-    """Top Hessian eigenvalue and mean loss rise per radius, one bar per run and split."""
-    panels: list[tuple[str, pd.DataFrame]] = []
+def sharpness_figure(
+    sharpness: pd.DataFrame,
+    *,
+    colors: dict[str, str] | None = None,
+    style: str = "screen",
+) -> go.Figure:
+    """Top Hessian eigenvalue and mean loss rise per radius, one bar per run and split.
+
+    Colour = split (the legend lists every split of any panel); numbers print in scientific
+    notation (``1.5×10⁻⁴``, not plotly's SI ``150μ``).
+    """
+    panels: list[tuple[str, str, pd.DataFrame]] = []
     eig = sharpness[sharpness["metric"] == "hessian_top_eigenvalue"]
     if not eig.empty:
-        panels.append(("top Hessian eigenvalue", eig))
+        panels.append(("top Hessian eigenvalue", "λmax", eig))
     rise = sharpness[sharpness["metric"] == "loss_increase_mean"]
     if not rise.empty:
         for radius in sorted(rise["radius"].astype(float).unique()):
             panels.append(
-                (f"mean loss rise, r = {radius:g}", rise[rise["radius"].astype(float) == radius])
+                (
+                    f"mean loss rise, r = {radius:g}",
+                    "loss increase",
+                    rise[rise["radius"].astype(float) == radius],
+                )
             )
     fig = make_subplots(
-        rows=1, cols=max(len(panels), 1), subplot_titles=[t for t, _ in panels] or [""]
+        rows=1,
+        cols=max(len(panels), 1),
+        subplot_titles=[t for t, _, _ in panels] or [""],
+        horizontal_spacing=0.1,
     )
-    for c, (_, part) in enumerate(panels, start=1):
-        for k, split in enumerate(_splits(part)):
+    palette = series_colors(_models(sharpness), colors)
+    splits = _splits(sharpness)
+    for c, (_, y_title, part) in enumerate(panels, start=1):
+        for split in _splits(part):
             cell = part[part["split"] == split]
             fig.add_trace(
                 go.Bar(
                     x=cell["model"].astype(str),
                     y=cell["value"],
-                    name=split,
+                    name=f"{split} split",
                     legendgroup=split,
-                    showlegend=c == 1,
-                    marker_color=color_for(k),
+                    showlegend=False,
+                    offsetgroup=split,
+                    marker={
+                        "color": [palette[m] for m in cell["model"].astype(str)],
+                        "pattern": {"shape": _PATTERN.get(split, "x"), "fgcolor": "white"},
+                    },
+                    hovertemplate=f"%{{x}} · {split}: %{{y:.4g}}<extra></extra>",
                 ),
                 row=1,
                 col=c,
             )
-    fig.update_layout(barmode="group", title="Sharpness of the fine-tuned optimum")
-    return apply_style(fig, style=style, column="double")  # type: ignore[arg-type]
+        fig.update_yaxes(title_text=y_title, row=1, col=c)
+    for split in splits:  # legend keys: colour is the run (as in every figure), hatching the split
+        fig.add_trace(
+            go.Bar(
+                x=[None],
+                y=[None],
+                name=f"{split} split",
+                legendgroup=split,
+                marker={
+                    "color": "#777777",
+                    "pattern": {"shape": _PATTERN.get(split, "x"), "fgcolor": "white"},
+                },
+            ),
+            row=1,
+            col=1,
+        )
+    fig.update_yaxes(exponentformat="power", showexponent="all")
+    fig.update_layout(
+        barmode="group",
+        title="Sharpness of the fine-tuned optimum",
+        legend={"orientation": "h", "x": 0, "y": -0.18, "yanchor": "top"},
+    )
+    apply_style(fig, style=style, column="double")  # type: ignore[arg-type]
+    fig.update_layout(margin={"b": 90, "l": 70})
+    return fig
 
 
 def landscape_figures(
@@ -403,12 +524,19 @@ def landscape_figures(
     line: pd.DataFrame | None = None,
     plane: pd.DataFrame | None = None,
     sharpness: pd.DataFrame | None = None,
+    colors: dict[str, str] | None = None,
     style: str = "screen",
 ) -> dict[str, go.Figure]:
-    """Every landscape figure the tables allow, by file name."""
-    figures = {"landscape_curves": curves_figure(trajectory, style=style)}
+    """Every landscape figure the tables allow, by file name.
+
+    A run keeps one colour in every figure: ``colors`` where given, else its place among the
+    runs of all the tables.
+    """
+    names = [trajectory] + [t for t in (line, plane, sharpness) if t is not None]
+    colors = series_colors([m for table in names for m in _models(table)], colors)
+    figures = {"landscape_curves": curves_figure(trajectory, colors=colors, style=style)}
     if line is not None and not line.empty:
-        figures["landscape_1d"] = line_figure(line, sharpness, style=style)
+        figures["landscape_1d"] = line_figure(line, sharpness, colors=colors, style=style)
     if plane is not None and not plane.empty:
         for kind in dict.fromkeys(plane["plane"].astype(str)):
             figures[figure_name("landscape_2d", kind)] = contour_figure(
@@ -419,5 +547,5 @@ def landscape_figures(
                 plane, kind, split=split, style=style
             )
     if sharpness is not None and not sharpness.empty:
-        figures["landscape_sharpness"] = sharpness_figure(sharpness, style=style)
+        figures["landscape_sharpness"] = sharpness_figure(sharpness, colors=colors, style=style)
     return figures

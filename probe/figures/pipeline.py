@@ -9,39 +9,56 @@ stretch the layer axis (see :func:`~probe.probes.summary_rules.center_of_gravity
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from probe.figures.style import apply_style, color_for
+from probe.figures.style import apply_style, series_colors
 from probe.probes.summary_rules import center_of_gravity_is_meaningful
 
 __all__ = ["mix_weights_heatmap", "pipeline_figure", "task_order"]
 
 
-def task_order(summary: pd.DataFrame, model: str | None = None) -> list[str]:
-    """Tasks sorted by center of gravity (of ``model``, else of the first model)."""
+def task_order(summary: pd.DataFrame) -> list[str]:
+    """Tasks sorted by the center of gravity of the first model: one order for every figure.
+
+    Tasks whose center of gravity is not meaningful for that model (its layers gain under
+    ``MIN_COG_GAIN_POINTS`` in total) sort by their expected layer, after the others.
+    """
     cog = summary[summary.metric == "center_of_gravity"]
-    model = model or cog.model.iloc[0]
-    means = cog[cog.model == model].groupby("task").value.mean()
-    return list(means.sort_values().index)
+    if cog.empty:
+        return list(dict.fromkeys(summary.task.dropna()))
+    mine = summary[summary.model == cog.model.iloc[0]]
+    centers = mine[mine.metric == "center_of_gravity"].groupby("task").value.mean()
+    expected = mine[mine.metric == "expected_layer"].groupby("task").value.mean()
+    deltas = mine[mine.metric == "delta"].groupby(["task", "layer"]).value.mean()  # over seeds
+    gains = deltas.groupby("task").sum()
+    stable = center_of_gravity_is_meaningful(gains.reindex(centers.index).fillna(0.0))
+    key = centers.where(stable, 1e6 + expected.reindex(centers.index).fillna(0.0))
+    ordered = list(key.sort_values(kind="stable").index)
+    return ordered + [t for t in dict.fromkeys(summary.task.dropna()) if t not in ordered]
 
 
 def pipeline_figure(
-    summary: pd.DataFrame, *, style: Literal["screen", "paper"] = "screen"
+    summary: pd.DataFrame,
+    *,
+    colors: Mapping[str, str] | None = None,
+    style: Literal["screen", "paper"] = "screen",
 ) -> go.Figure:
     """Per-layer deltas, center of gravity and expected layer for each task and model."""
     tasks = task_order(summary)
     models = list(summary.model.dropna().unique())
+    palette = series_colors(models, colors)
     fig = make_subplots(
         rows=len(tasks), cols=1, shared_xaxes=True, vertical_spacing=0.09, subplot_titles=tasks
     )
     for row, task in enumerate(tasks, start=1):
         data = summary[summary.task == task]
         for index, model in enumerate(models):
-            color = color_for(index)
+            color = palette[str(model)]
             rows = data[data.model == model]
             deltas = rows[rows.metric == "delta"].groupby("layer").value.mean().sort_index()
             fig.add_trace(
@@ -107,27 +124,36 @@ def pipeline_figure(
         fig,
         style=style,
         column="double",
-        height=max(320, 150 * len(tasks)) if style == "screen" else None,
+        height=max(360, 200 * len(tasks)) if style == "screen" else None,
     )
 
 
 def mix_weights_heatmap(
     summary: pd.DataFrame, model: str, *, style: Literal["screen", "paper"] = "screen"
 ) -> go.Figure:
-    """Scalar-mix weights (tasks x layers) of one model, tasks in pipeline order."""
-    weights = summary[(summary.metric == "mix_weight") & (summary.model == model)]
+    """Scalar-mix weights (tasks x layers) of one model.
+
+    Every model's heat map has the same task order (:func:`task_order`, top row first) and the
+    same colour scale (0 to the largest weight of any model), so they can be compared by eye.
+    """
+    every = summary[summary.metric == "mix_weight"]
+    weights = every[every.model == model]
     grid = weights.pivot_table(index="task", columns="layer", values="value", aggfunc="mean")
-    grid = grid.loc[[t for t in task_order(summary, model) if t in grid.index]]
+    grid = grid.loc[[t for t in task_order(summary) if t in grid.index]]
+    top = float(every.groupby(["model", "task", "layer"]).value.mean().max())
     fig = go.Figure(
         go.Heatmap(
             z=grid.values,
             x=grid.columns.astype(int),
-            y=grid.index,
+            y=list(grid.index),
+            zmin=0.0,
+            zmax=top if top > 0 else 1.0,
             colorscale="Blues",
             colorbar={"title": "weight"},
             hovertemplate="%{y}, layer %{x}: %{z:.3f}<extra></extra>",
         )
     )
-    fig.update_layout(title=f"Scalar-mix weights: {model}")
+    fig.update_layout(title={"text": "Scalar-mix weights", "subtitle": {"text": str(model)}})
     fig.update_xaxes(title_text="layer", dtick=1)
+    fig.update_yaxes(autorange="reversed")  # first task of the pipeline order on top
     return apply_style(fig, style=style)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probe.export import build_figures
+from probe.figures.groups import build_figures
 from probe.figures.embeddings import embeddings_figures
 from probe.figures.export import figure_size, write_figures
 from probe.figures.landscape import contour_figure, sharpness_figure, surface_figure

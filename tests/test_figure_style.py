@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probe.figures.groups import build_figures
 from probe.figures.embeddings import embeddings_figures
 from probe.figures.export import figure_size, write_figures
+from probe.figures.groups import build_figures
 from probe.figures.landscape import contour_figure, sharpness_figure, surface_figure
 from probe.figures.pipeline import mix_weights_heatmap, task_order
 from probe.figures.probing import headline_metric, layerwise_figures

@@ -367,8 +367,10 @@ def test_figures_are_built_from_the_table_alone() -> None:
         )
     figures = embeddings_figures(pd.DataFrame(rows))
     assert sorted(figures) == ["embeddings_layers", "embeddings_layers_cls", "embeddings_sts_stsb"]
-    bars = figures["embeddings_sts_stsb"]
-    assert {t.name for t in bars.data} == {"raw", "whiten"} and len(bars.data) == 4  # 2 models
+    heat = figures["embeddings_sts_stsb"]  # a pooling x whitening heat map per model
+    assert [t.name for t in heat.data] == ["base", "tuned"]
+    assert [list(t.y) for t in heat.data] == [["raw", "whiten"]] * 2
+    assert [list(t.x) for t in heat.data] == [["mean@2", "cls@2"]] * 2
     assert len(figures["embeddings_layers"].data) == 4  # 2 models x (raw, whiten)
 
 

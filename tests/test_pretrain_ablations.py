@@ -307,3 +307,24 @@ def test_ablation_figures_draw_one_line_and_band_per_arm_and_skip_single_jobs() 
     single = training[training["seed"] == 0]
     assert ablation_figures(single, probe) == {}
     assert "ablation_finals" in build_figures({"training": training, "probe": probe})
+
+
+def test_dashboard_ablation_page_draws_the_figures_and_the_table(tmp_path: Path) -> None:
+    from tests.test_dashboard import FULL, _app, _charts, _manifest, _texts, _write_run, full_tables
+
+    training, probe = _ablation_tables()
+    config = {"train": {"jobs": []}, "probe": {"tasks": ["upos"]}}
+    stages = {"train": "done", "probe": "done"}
+    label = "ablations/20260101-000000"
+    _write_run(tmp_path, label, _manifest("ablations", "complete", stages, config),
+               {"training": training, "probe": probe})  # fmt: skip
+    at = _app(tmp_path, [label], "views/ablations.py")
+    titles = " ".join(str(c["layout"].get("title", {}).get("text", "")) for c in _charts(at))
+    assert "dev mlm_loss by arm" in titles and "probe test accuracy by layer" in titles
+    assert len(_charts(at)) == 3
+    summary = at.dataframe[0].value
+    row = summary[(summary["arm"] == "far") & (summary["metric"] == "mlm_loss")].iloc[0]
+    assert bool(row["beyond_spread"]) and row["diff"] == pytest.approx(-1.025)
+    # a run without arms of several seeds says what the page needs
+    _write_run(tmp_path, FULL, _manifest("full", "complete", stages, config), full_tables())
+    assert "No ablation" in _texts(_app(tmp_path, [FULL], "views/ablations.py"))

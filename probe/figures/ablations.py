@@ -152,7 +152,8 @@ def ablation_table(final: pd.DataFrame, baseline: str | None = None) -> pd.DataF
     """
     arms = list(dict.fromkeys(final["arm"]))
     baseline = baseline or arms[0]
-    metrics = [*METRICS, "best_upos_layer", "best_deprel_layer", "epochs"]
+    metrics = [*METRICS, "best_upos_layer", "best_deprel_layer", "epochs", "train_mlm_loss",
+               "seen_masks_loss"]  # fmt: skip
     rows = []
     for metric in metrics:
         base = final.loc[final["arm"] == baseline, metric].dropna()

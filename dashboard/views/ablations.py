@@ -28,7 +28,8 @@ summary = ablation_table(final, baseline=baseline)
 st.subheader("Final metrics: mean and spread over seeds")
 st.caption(
     "beyond_spread: the seed ranges [min, max] of the arm and of the baseline do not overlap. "
-    "gap: held-out minus train-sample MLM loss (same masking rule on both)."
+    "gap: held-out minus train-sample MLM loss (same masking rule on both). A job still "
+    "training shows its latest evaluation: check the steps column of the per-job table."
 )
 st.dataframe(summary, hide_index=True, use_container_width=True)
 st.subheader("Per job")

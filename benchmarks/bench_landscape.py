@@ -64,9 +64,10 @@ def _measure(method: str, args: argparse.Namespace) -> dict:
     from transformers import AutoModelForSequenceClassification
 
     from probe.landscape.directions import model_parameters, random_directions
-    from probe.landscape.objective import autocast_dtype, sst2_objective
+    from probe.landscape.objective import sst2_objective
     from probe.landscape.surface import centered_grid, evaluate_points, plane_points
     from probe.models import load_model, load_tokenizer, resolve_model
+    from probe.runtime import autocast_dtype
 
     torch.manual_seed(0)
     device = torch.device(args.device)

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from probe.runtime import autocast
+
 __all__ = [
     "BatchPlan",
     "capture_layers",
@@ -380,16 +382,6 @@ def _special_ids(tokenizer: object) -> tuple[list[int], list[int]]:
     return built[:cut], built[cut + len(bare) :]
 
 
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
-    if device.type == "cuda" and precision in ("auto", "bf16", "fp16"):
-        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-            dtype = torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    # On CPU bf16 autocast is slower than fp32 (measured 0.65x), so keep fp32 there.
-    return torch.autocast(device.type, enabled=False)
-
-
 def capture_words(
     model: nn.Module,
     tokenizer: object,
@@ -445,7 +437,7 @@ def capture_words(
                 words.extend(window.keep_words)
             input_ids = torch.from_numpy(ids).to(device, non_blocking=True)
             attention_mask = torch.from_numpy(mask).to(device, non_blocking=True)
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 model(input_ids=input_ids, attention_mask=attention_mask)
             flat_rows = torch.tensor(rows, device=device)
             word_rows, local = np.unique(np.asarray(words), return_inverse=True)

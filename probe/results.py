@@ -1,9 +1,10 @@
 """Tidy result tables: the hand-off between stages, figures and the dashboard.
 
 Every table is long: one row per ``study, model, checkpoint, task, layer, probe, control, seed,
-split, metric, value`` (:data:`COLUMNS`). Stages may add columns after these (``step``, ``x``,
-``y``, ...), but never drop one; a column that does not apply holds a missing value. Tables are
-written as parquet (with :data:`SCHEMA_VERSION` in its metadata) and a CSV twin.
+split, metric, value`` (:data:`COLUMNS`), then the table's own columns, all pinned in
+:mod:`probe.schemas`; a column that does not apply holds a missing value. Tables are written as
+parquet (with :data:`SCHEMA_VERSION` in its metadata) and a CSV twin; reading a table of an older
+schema version upgrades it (:func:`read_table`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ import pyarrow.parquet as pq
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "read_table", "tidy", "write_table"]
 
-SCHEMA_VERSION = 1
-COLUMNS = (
-    "study", "model", "checkpoint", "task", "layer", "probe", "control", "seed", "split",
-    "metric", "value",
-)  # fmt: skip
-_INTEGER_COLUMNS = ("layer", "seed")
+from probe.schemas import CORE, SCHEMA_VERSION
+
+COLUMNS = tuple(column.name for column in CORE)
+_INTEGER_COLUMNS = tuple(column.name for column in CORE if column.dtype == "Int64")
 
 
 def tidy(rows: pd.DataFrame | list[dict], **constants: object) -> pd.DataFrame:
-    """A results frame with the core columns first (missing ones filled with NA).
+    """A frame with the core columns first (missing ones filled with NA), for tables that have no
+    pinned schema (ad-hoc analyses); run tables are built by ``probe.schemas`` instead.
 
     ``constants`` fill columns that are the same for all rows (e.g. ``study=...``).
     """
@@ -69,4 +69,22 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(
             f"{path}: schema version {version} is newer than this probe ({SCHEMA_VERSION})"
         )
-    return table.to_pandas()
+    frame = table.to_pandas()
+    if path.stem == "embeddings" and (version or 1) < 2 and "whitening" not in frame:
+        frame = upgrade_embeddings_v1(frame)
+    return frame
+
+
+def upgrade_embeddings_v1(frame: pd.DataFrame) -> pd.DataFrame:
+    """A version-1 ``embeddings`` table in version-2 columns.
+
+    Version 1 kept the pooling's name in ``probe``, its explicit spelling in ``pooling`` and the
+    whitening variant in ``control``; version 2 has a column for each and leaves ``probe`` and
+    ``control`` empty (they mean a probe and a label set in every table).
+    """
+    from probe.schemas import SCHEMAS
+
+    renamed = frame.rename(columns={"pooling": "pooling_spec"}).assign(
+        pooling=frame["probe"], whitening=frame["control"], probe=pd.NA, control=pd.NA
+    )
+    return SCHEMAS["embeddings"].frame(renamed)

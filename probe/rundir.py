@@ -32,7 +32,8 @@ from rich.console import Console
 from probe.cache import FeatureCache
 from probe.figures.export import StaticExportError, write_figures
 from probe.layout import RUN_SUBFOLDERS
-from probe.results import read_table, tidy, write_table
+from probe.results import read_table, write_table
+from probe.schemas import schema
 from probe.study import Study
 
 if TYPE_CHECKING:
@@ -108,20 +109,6 @@ def find_resumable_run(study: Study, runs_dir: str | Path | None = None) -> Path
         if info.get("status") != "complete" and info.get("config") == config:
             return folder
     return None
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        from probe.errors import StudyError
-
-        raise StudyError("device: 'cuda' requested but no CUDA GPU is visible; use device: auto")
-    return torch.device(requested)
 
 
 @dataclass
@@ -215,8 +202,9 @@ class RunContext:
     # ---------------------------------------------------------------- writers
 
     def write_table(self, name: str, rows: pd.DataFrame | list[dict], **constants: Any) -> Path:
-        """Write a tidy table ``results/<name>.parquet`` (+ CSV); ``study`` is filled in."""
-        frame = tidy(rows, study=self.study.name, **constants)
+        """Write table ``name`` (``results/<name>.parquet`` + CSV) in its pinned schema
+        (:mod:`probe.schemas`: a column it does not list raises); ``study`` is filled in."""
+        frame = schema(name).frame(rows, study=self.study.name, **constants)
         path = write_table(frame, self.run_dir / "results" / name)
         if self.trackers is not None:
             self.trackers.log_table(name, frame)

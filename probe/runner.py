@@ -7,22 +7,20 @@ loaded or any folder is created, so a typo fails in a second with exit code 2 an
 from __future__ import annotations
 
 import os
-import random
 import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-import torch
 from rich.console import Console
 
 from probe.cache import FeatureCache
 from probe.errors import StudyError
 from probe.figures.groups import build_figures
 from probe.overrides import sweep_overrides
-from probe.rundir import RunContext, create_run_dir, find_resumable_run, resolve_device
+from probe.rundir import RunContext, create_run_dir, find_resumable_run
+from probe.runtime import resolve_device, seed_everything
 from probe.stages import figure_groups, load_function, stage
 from probe.trackers import Trackers, resolve_report_to
 from probe.validate import check_study, validate_study
@@ -61,12 +59,6 @@ def is_main_process() -> bool:
     """Whether this is the main process of a distributed launch (or no launch): the one that
     writes tables and figures. ``accelerate launch`` and ``torchrun`` set ``RANK``."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @contextmanager

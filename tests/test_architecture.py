@@ -208,3 +208,72 @@ def test_cli_reports_all_three_with_exit_code_2(tmp_path: Path) -> None:
     for needle in ("nosuchtask", "whiten-99999", "landscape.examples"):
         assert needle in output, (needle, output)
     assert not (tmp_path / "runs").exists()  # nothing created before validation passed
+
+
+# --------------------------------------------------------------------------- table schemas
+
+
+def test_every_registered_table_has_a_pinned_schema_and_no_other() -> None:
+    from probe.schemas import SCHEMAS
+
+    assert sorted(SCHEMAS) == sorted(t.name for s in STAGES for t in s.tables)
+    for table in SCHEMAS.values():
+        assert len(table.names) == len(set(table.names)), table.name
+        assert table.probe and table.control  # says what the two columns mean in this table
+
+
+def test_row_helper_and_writer_refuse_a_column_the_schema_does_not_list() -> None:
+    from probe.schemas import SCHEMAS
+
+    with pytest.raises(ValueError, match=r"no column 'ci_lo' \(did you mean 'ci_low'"):
+        SCHEMAS["probe"].row(model="m", ci_lo=0.1)
+    with pytest.raises(ValueError, match="table embeddings has no column 'control_variant'"):
+        SCHEMAS["embeddings"].frame([{"model": "m", "value": 1.0, "control_variant": "raw"}])
+
+
+def test_a_version_1_embeddings_table_is_read_in_version_2_columns(tmp_path: Path) -> None:
+    import json
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from probe.results import read_table
+
+    old = pd.DataFrame(
+        {"study": ["s"], "model": ["m"], "probe": ["first_last_avg"], "control": ["whiten"],
+         "pooling": ["mean@1+6"], "fit_on": ["target"], "metric": ["spearman"], "value": [70.5]}
+    )  # fmt: skip
+    table = pa.Table.from_pandas(old, preserve_index=False)
+    meta = {**table.schema.metadata, b"probe": json.dumps({"schema_version": 1}).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), tmp_path / "embeddings.parquet")
+    new = read_table(tmp_path / "embeddings.parquet")
+    row = new.iloc[0]
+    assert (row.pooling, row.pooling_spec, row.whitening) == (
+        "first_last_avg",
+        "mean@1+6",
+        "whiten",
+    )
+    assert pd.isna(row.probe) and pd.isna(row.control) and row.value == 70.5
+
+
+# --------------------------------------------------------------------------- runtime rules
+
+
+def test_runtime_rules_keep_cpu_in_fp32_and_seed_every_generator() -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    from probe.runtime import autocast_dtype, mixed_precision, resolve_device, seed_everything
+
+    cpu = torch.device("cpu")
+    assert resolve_device("cpu") == cpu
+    assert all(autocast_dtype(cpu, p) is None for p in ("auto", "bf16", "fp16", "fp32"))
+    assert mixed_precision("bf16", cpu) == "no"
+    draws = []
+    for _ in range(2):
+        seed_everything(3)
+        draws.append((random.random(), np.random.rand(), torch.rand(1).item()))
+    assert draws[0] == draws[1]

@@ -1,7 +1,7 @@
 """The Streamlit dashboard over run folders: every page, partial and broken runs, a real browser.
 
-The fixture runs are written by the tests themselves with the tidy schema the stages write
-(column names and metrics from probe/*/stage.py), so the pages are exercised without running a
+The fixture runs are written by the tests themselves through the pinned table schemas the stages
+write with (probe/schemas.py: an unknown column fails), so the pages are exercised without running a
 model. The browser test starts ``streamlit run`` and drives headless Chromium over the DevTools
 protocol (``websockets`` ships with Streamlit), because ``chromium --screenshot`` captures before
 Streamlit has drawn anything.
@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probe.results import tidy, write_table
+from probe.results import write_table
 from probe.runs import find_run_dirs, list_runs, open_run, run_signature
+from probe.schemas import SCHEMAS
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
@@ -209,24 +210,24 @@ def _training_rows(shift: float) -> pd.DataFrame:
 
 
 def _embeddings_rows(shift: float) -> pd.DataFrame:
-    """Rows as run_embeddings() writes them: probe = pooling name, control = whitening variant."""
+    """Rows as run_embeddings() writes them: pooling, pooling_spec, whitening, fit_on, n."""
     rows = []
     poolings = [("cls", 2, "cls", True), ("mean", pd.NA, "mean", True)]
     poolings += [(f"mean@{layer}", layer, "mean", False) for layer in range(3)]
     for model in ("minilm", "minilm-sst2"):
-        for spec, layer, probe, headline in poolings:
+        for spec, layer, name, headline in poolings:
             for variant, fit_on in (("raw", None), ("whiten", "target")):
                 common = {
                     "model": model,
-                    "probe": probe,
+                    "pooling": name,
                     "layer": layer,
                     "seed": 0,
-                    "pooling": spec,
+                    "pooling_spec": spec,
                     "layers": None if pd.isna(layer) else str(layer),
                     "headline": headline,
                     "task": "stsb",
                     "split": "test",
-                    "control": variant,
+                    "whitening": variant,
                     "fit_on": fit_on,
                 }
                 base = 60 + 5 * (variant == "whiten") + (0 if pd.isna(layer) else layer) + shift
@@ -397,7 +398,9 @@ def _write_run(
     elif isinstance(manifest, str):
         (folder / "manifest.json").write_text(manifest)
     for name, frame in tables.items():
-        write_table(tidy(frame, study=label.split("/")[0]), folder / "results" / name)
+        # Built through the pinned schema, as the stages write them: an unknown column fails.
+        table = SCHEMAS[name].frame(frame, study=label.split("/")[0])
+        write_table(table, folder / "results" / name)
     return folder
 
 
@@ -441,6 +444,12 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_fixture_runs(tmp_path_factory.mktemp("runs"))
 
 
+def test_fixture_tables_have_exactly_the_pinned_columns() -> None:
+    for name, frame in full_tables().items():
+        assert set(frame.columns) <= set(SCHEMAS[name].names), name
+        assert list(SCHEMAS[name].frame(frame, study="s").columns) == list(SCHEMAS[name].names)
+
+
 # --------------------------------------------------------------------------- probe.runs
 
 
@@ -480,7 +489,9 @@ def test_listing_cache_key_changes_when_a_stage_writes_a_table(tmp_path: Path) -
     )
     before = run_signature(tmp_path)
     time.sleep(0.01)
-    write_table(tidy(_training_rows(0.0), study="s"), run / "results" / "training")
+    write_table(
+        SCHEMAS["training"].frame(_training_rows(0.0), study="s"), run / "results" / "training"
+    )
     os.utime(run / "results", (time.time() + 5, time.time() + 5))  # coarse-mtime filesystems
     assert run_signature(tmp_path) != before
 
@@ -629,7 +640,7 @@ def test_finished_run_without_an_optional_table_says_which_setting_gives_it(
         tmp_path,
         "pos/20260101-000000",
         _manifest("pos", "complete", {"probe": "done"}, {"probe": {"tasks": ["upos"]}}),
-        {"probe": tidy(_probe_rows(0.0), study="pos")},
+        {"probe": SCHEMAS["probe"].frame(_probe_rows(0.0), study="pos")},
     )
     text = _texts(_app(tmp_path, ["pos/20260101-000000"], "views/summary.py"))
     assert "did not ask for this table (set `probe.mix: true`)" in text and "yet" not in text

@@ -530,7 +530,7 @@ def test_deprel_pairs_skip_root_and_share_sentences_with_upos(tiny_data: Path) -
 
 
 def test_arc_probe_inputs_use_each_word_vector_once(tiny_data: Path) -> None:
-    from probe.probes.stage import one_word_spans, probe_inputs
+    from probe.probes.features import one_word_spans, probe_inputs
     from probe.study import ProbeSection
 
     deprel = load_task("deprel")

@@ -296,7 +296,7 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
     # 2 models x 7 poolings (5 headline + mean@0, mean@1) x (raw + 3 variants x 2 fit corpora)
     # x 2 tasks x 3 splits.
     assert len(sts) == 2 * 7 * 7 * 2 * 3
-    assert set(sts.pooling) == {
+    assert set(sts.pooling_spec) == {
         "cls@2",
         "pooler",
         "mean@2",
@@ -305,16 +305,16 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
         "mean@0",
         "mean@1",
     }
-    assert set(sts.control) == {"raw", "center", "whiten", "whiten-8"}
-    assert sts[sts.control == "raw"].fit_on.isna().all()
+    assert set(sts.whitening) == {"raw", "center", "whiten", "whiten-8"}
+    assert sts[sts.whitening == "raw"].fit_on.isna().all()
     assert set(sts.fit_on.dropna()) == {"target", "stsb:train"}
     assert table.value.between(-100, 100).all() and sts.value.notna().all()
-    assert (table[table.probe == "first_last_avg"].layer.isna()).all()
-    assert (table[table.pooling == "mean@1"].layer == 1).all()
+    assert (table[table.pooling == "first_last_avg"].layer.isna()).all()
+    assert (table[table.pooling_spec == "mean@1"].layer == 1).all()
     assert (sts[sts.split == "test"].n == 40).all()
     # The scratch model (same architecture, weights seeded by the study seed) is a different model.
     by_model = sts.pivot_table(
-        index=["pooling", "control", "fit_on", "task", "split"],
+        index=["pooling_spec", "whitening", "fit_on", "task", "split"],
         columns="model",
         values="value",
         dropna=False,
@@ -322,8 +322,8 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
     assert not np.allclose(by_model["tiny"], by_model["scratch"], equal_nan=True)
     iso = table[table.metric == "avg_cosine"]
     assert set(iso.split) == {"test"} and not iso.empty
-    whitened_target = iso[(iso.control == "whiten") & (iso.fit_on == "target")]
-    raw = iso[iso.control == "raw"]
+    whitened_target = iso[(iso.whitening == "whiten") & (iso.fit_on == "target")]
+    raw = iso[iso.whitening == "raw"]
     assert whitened_target.value.abs().mean() < raw.value.abs().mean()
     figures = sorted(p.name for p in (ctx.run_dir / "figures").glob("*.html"))
     assert figures == [
@@ -332,6 +332,9 @@ def test_stage_writes_every_pooling_variant_split_and_figures(
         "embeddings_sts_sickr.html",
         "embeddings_sts_stsb.html",
     ]
+    # Columns with one meaning each: no probe is fitted, and the whitening has its own column.
+    assert table.probe.isna().all() and table.control.isna().all()
+    assert set(sts.pooling) == {"cls", "pooler", "mean", "mean_nospecial", "first_last_avg"}
     # A second run of the same study reads the cached vectors and gives the same table.
     again = RunContext(
         study=study,
@@ -356,10 +359,10 @@ def test_figures_are_built_from_the_table_alone() -> None:
                 "task": "stsb",
                 "split": "test",
                 "metric": "spearman",
-                "probe": kind,
-                "pooling": f"{kind}@{layer}",
+                "pooling": kind,
+                "pooling_spec": f"{kind}@{layer}",
                 "layer": layer,
-                "control": control,
+                "whitening": control,
                 "fit_on": None if control == "raw" else "target",
                 "headline": layer == 2,
                 "value": 50.0 + layer,

@@ -225,7 +225,7 @@ def test_center_of_gravity_of_layers_that_add_nothing_is_flagged_and_not_drawn()
     from rich.console import Console
 
     from probe.figures.pipeline import pipeline_figure
-    from probe.probes.stage import centre_of_gravity_table
+    from probe.probes.report import centre_of_gravity_table
 
     # Layers 1..3 of "random" add 0.2 points in total, with signs that put its CoG at 3.5 > L.
     frame = pd.DataFrame(

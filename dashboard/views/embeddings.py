@@ -37,11 +37,10 @@ if not scores.empty:
         (scores["task"] == task) & (scores["split"] == split) & (scores["metric"] == metric)
     ]
     fit_on = part["fit_on"].astype("string") if "fit_on" in part else None
-    variant = part["control"].astype("string")
+    variant = part["whitening"].astype("string")
     if fit_on is not None and fit_on.dropna().nunique() > 1:
         variant = variant.where(fit_on.isna(), variant + " (" + fit_on.fillna("") + ")")
-    pooling = part["pooling"] if "pooling" in part else part["probe"]
-    wide = part.assign(pooling=pooling, whitening=variant).pivot_table(
+    wide = part.assign(pooling=part["pooling_spec"], whitening=variant).pivot_table(
         index=["pooling", "whitening"], columns="model", values="value", aggfunc="mean", sort=False
     )
     st.dataframe(wide.style.format("{:.2f}"))

@@ -41,13 +41,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from probe.capture import _autocast, capture_layers, position_limit
+from probe.capture import capture_layers, position_limit
 from probe.embeddings.pooling_spec import (
     POOLING_KINDS,
     Pooling,
     check_pooling_spec,
     resolve_pooling,
 )
+from probe.runtime import autocast
 
 __all__ = [
     "POOLING_KINDS",
@@ -155,7 +156,7 @@ def encode_sentences(
                 mask[row, :n] = 1.0
                 content[row, :n] = 1.0 - np.asarray(special[index], dtype=np.float32)
             attention = torch.from_numpy(mask).to(device)
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 outputs = model(
                     input_ids=torch.from_numpy(input_ids).to(device),
                     attention_mask=attention.long(),

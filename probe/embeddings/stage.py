@@ -12,12 +12,13 @@ For every model of the study:
 3. isotropy (:mod:`probe.embeddings.isotropy`) of the vectors of ``isotropy_splits``, before and
    after each transform.
 
-Results: ``results/embeddings.parquet`` with ``probe`` = pooling name, ``layer`` = its single layer
-(NA when it averages several, or for the pooler), ``control`` = whitening variant (``raw``,
-``center``, ``whiten``, ``whiten-256``, ...), ``task`` = ``stsb``/``sickr``, ``metric`` =
-``spearman``/``pearson`` (x 100), ``avg_cosine``, ``top{k}_variance_share``; extra columns
-``pooling`` (explicit spelling, e.g. ``mean@1+6``), ``layers``, ``fit_on``, ``n`` (pairs or
-sentences scored) and ``headline`` (listed in ``poolings``, not only added by ``layerwise``).
+Results: ``results/embeddings.parquet`` (columns pinned in :mod:`probe.schemas`) with ``pooling``
+= pooling name, ``layer`` = its single layer (NA when it averages several, or for the pooler),
+``whitening`` = variant (``raw``, ``center``, ``whiten``, ``whiten-256``, ...), ``task`` =
+``stsb``/``sickr``, ``metric`` = ``spearman``/``pearson`` (x 100), ``avg_cosine``,
+``top{k}_variance_share``; ``pooling_spec`` (explicit spelling, e.g. ``mean@1+6``), ``layers``,
+``fit_on``, ``n`` (pairs or sentences scored) and ``headline`` (listed in ``poolings``, not only
+added by ``layerwise``). ``probe`` and ``control`` are empty: no probe is fitted.
 Figures (drawn by the runner from the table): ``embeddings_sts_<task>``, ``embeddings_layers``,
 ``embeddings_isotropy``.
 """
@@ -43,14 +44,16 @@ from probe.embeddings.pooling import Pooling, encode_sentences, pool, resolve_po
 from probe.embeddings.sts import load_sts, sts_scores
 from probe.embeddings.whitening import Whitening, parse_variant
 from probe.errors import StudyError
-from probe.models import Encoder, load_encoder
+from probe.models import Encoder, ModelSpec, load_encoder
 from probe.rundir import RunContext
+from probe.schemas import SCHEMAS
 
 __all__ = ["run_embeddings"]
 
 # Bump when encoding changes in a way that alters stored vectors.
 ENCODING_VERSION = 1
 TABLE = "embeddings"
+EMBEDDINGS = SCHEMAS[TABLE]
 _ALL_SPLITS = ("train", "dev", "test")
 
 
@@ -245,7 +248,7 @@ def _transformed(
 def _score_pooling(
     vectors: np.ndarray, corpora: _Corpora, section: EmbeddingsSection
 ) -> list[dict]:
-    """Rows (task, split, control, fit_on, metric, value, n) for one pooling's vectors."""
+    """Rows (task, split, whitening, fit_on, metric, value, n) for one pooling's vectors."""
     rows: list[dict] = []
     fitted: dict[tuple[str, str], Whitening] = {}
     for task in section.task_names:
@@ -258,7 +261,7 @@ def _score_pooling(
         }
         for variant, corpus, Y in _transformed(vectors, task_rows, corpora, section, task, fitted):
             for split, (first, second, gold) in local.items():
-                common = {"task": task, "split": split, "control": variant, "fit_on": corpus}
+                common = {"task": task, "split": split, "whitening": variant, "fit_on": corpus}
                 scores = sts_scores(Y[first], Y[second], gold)
                 rows += [
                     {**common, "metric": m, "value": v, "n": len(gold)} for m, v in scores.items()
@@ -271,12 +274,6 @@ def _score_pooling(
                         for m, v in measures.items()
                     ]
     return rows
-
-
-def _checkpoint(spec: str) -> str | None:
-    if "trained:" in spec or spec.startswith("run:"):
-        return spec.rpartition("@")[2] if "@" in spec else "final"
-    return None
 
 
 def _summary(ctx: RunContext, table: pd.DataFrame) -> None:
@@ -293,12 +290,12 @@ def _summary(ctx: RunContext, table: pd.DataFrame) -> None:
     ]
     if picked.empty:
         return
-    label = picked.control.where(
+    label = picked.whitening.where(
         picked.fit_on.isna() | (len(section.fit_on) == 1),
-        picked.control + " (" + picked.fit_on.fillna("") + ")",
+        picked.whitening + " (" + picked.fit_on.fillna("") + ")",
     )
     wide = picked.assign(variant=label).pivot_table(
-        index=["pooling", "variant"], columns="model", values="value", sort=False
+        index=["pooling_spec", "variant"], columns="model", values="value", sort=False
     )
     models = [m.label for m in ctx.study.models if m.label in wide.columns]
     view = Table(
@@ -328,6 +325,7 @@ def run_embeddings(ctx: RunContext) -> None:
     rows: list[dict] = []
     for entry in study.models:
         label = entry.label
+        checkpoint = ModelSpec.parse(entry.spec).checkpoint_label
         encoder = load_encoder(entry.spec, seed=study.seed, device=ctx.device, run_dir=ctx.run_dir)
         poolings = _poolings(section, encoder.n_layers)
         if getattr(encoder.model, "pooler", None) is None:
@@ -342,17 +340,17 @@ def run_embeddings(ctx: RunContext) -> None:
             vectors = pool(base, features, pooling)
             for row in _score_pooling(vectors, corpora, section):
                 rows.append(
-                    {
-                        "model": label,
-                        "checkpoint": _checkpoint(entry.spec),
-                        "probe": pooling.name,
-                        "layer": pooling.layer,
-                        "seed": study.seed,
-                        "pooling": pooling.spec,
-                        "layers": "+".join(map(str, pooling.layers)) or None,
-                        "headline": headline,
+                    EMBEDDINGS.row(
+                        model=label,
+                        checkpoint=checkpoint,
+                        pooling=pooling.name,
+                        layer=pooling.layer,
+                        seed=study.seed,
+                        pooling_spec=pooling.spec,
+                        layers="+".join(map(str, pooling.layers)) or None,
+                        headline=headline,
                         **row,
-                    }
+                    )
                 )
         ctx.console.print(
             f"  {label}: scored {len(poolings)} poolings x {len(section.whitening)} variants in "

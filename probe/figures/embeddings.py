@@ -43,9 +43,11 @@ def _variant_labels(frame: pd.DataFrame) -> pd.Series:
     """Whitening variant, with its fit corpus when the table has several."""
     fitted = frame["fit_on"].dropna()
     if fitted.nunique() <= 1:
-        return frame["control"].astype(str)
-    control = frame["control"].astype(str)
-    return control.where(frame["fit_on"].isna(), control + " (" + frame["fit_on"].astype(str) + ")")
+        return frame["whitening"].astype(str)
+    whitening = frame["whitening"].astype(str)
+    return whitening.where(
+        frame["fit_on"].isna(), whitening + " (" + frame["fit_on"].astype(str) + ")"
+    )
 
 
 def _metric_name(metric: str) -> str:
@@ -63,7 +65,7 @@ def _bars(frame: pd.DataFrame, metrics: Sequence[str], title: str, style: Style)
     frame = frame.assign(variant=_variant_labels(frame))
     models = _in_order(frame["model"])
     variants = _in_order(frame["variant"])
-    poolings = _in_order(frame["pooling"])
+    poolings = _in_order(frame["pooling_spec"])
     fig = make_subplots(
         rows=len(metrics),
         cols=max(len(models), 1),
@@ -80,7 +82,7 @@ def _bars(frame: pd.DataFrame, metrics: Sequence[str], title: str, style: Style)
         for c, model in enumerate(models, start=1):
             panel = frame[(frame["model"] == model) & (frame["metric"] == metric)]
             grid = panel.pivot_table(
-                index="variant", columns="pooling", values="value", aggfunc="mean"
+                index="variant", columns="pooling_spec", values="value", aggfunc="mean"
             ).reindex(index=variants, columns=poolings)
             z = grid.to_numpy(float)
             text = [["" if np.isnan(v) else f"{v:.{digits}f}" for v in row] for row in z]
@@ -176,11 +178,11 @@ def layer_curves(
     """STS correlation of one pooling kind at each layer 0..L: a panel per task, line per model
     (its colour as in every figure), dash per whitening variant; the legend sits below."""
     frame = table[
-        (table["probe"] == probe)
+        (table["pooling"] == probe)
         & table["layer"].notna()
         & (table["split"] == split)
         & (table["metric"] == metric)
-        & table["control"].isin(list(controls))
+        & table["whitening"].isin(list(controls))
     ]
     frame = frame.assign(variant=_variant_labels(frame))
     tasks = _in_order(frame["task"])
@@ -259,7 +261,7 @@ def embeddings_figures(
     shown = table[table["task"].isin(tasks)]
     layered = shown[shown["layer"].notna() & (shown["metric"] == metric)]
     for probe in ("mean", "mean_nospecial", "cls"):
-        if layered[layered["probe"] == probe]["layer"].nunique() > 1:
+        if layered[layered["pooling"] == probe]["layer"].nunique() > 1:
             suffix = "" if probe == "mean" else f"_{probe}"
             figures[f"embeddings_layers{suffix}"] = layer_curves(
                 shown, probe=probe, split=split, metric=metric, colors=colors, style=style

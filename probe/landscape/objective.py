@@ -23,22 +23,7 @@ from probe.data import dataset_file, read_sst2
 from probe.errors import DataError
 from probe.landscape.config import SST2_DATASET
 
-__all__ = ["Objective", "autocast_dtype", "sst2_objective", "tokenize_batches"]
-
-
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for evaluation on ``device``: bf16/fp16 on CUDA only, else None.
-
-    On CPU, bf16 autocast is *slower* than fp32 (measured 0.65x on the 2-core machine), so CPU
-    and MPS always evaluate in fp32.
-    """
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision == "fp16":
-        return torch.float16
-    if precision == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
+__all__ = ["Objective", "sst2_objective", "tokenize_batches"]
 
 
 def tokenize_batches(

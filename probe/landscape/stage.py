@@ -47,7 +47,7 @@ from probe.landscape.directions import (
     random_directions,
     save_directions,
 )
-from probe.landscape.objective import Objective, autocast_dtype, sst2_objective
+from probe.landscape.objective import Objective, sst2_objective
 from probe.landscape.sharpness import hessian_top_eigenvalue, loss_increase_at_radius
 from probe.landscape.surface import (
     centered_grid,
@@ -59,6 +59,7 @@ from probe.landscape.surface import (
 from probe.landscape.trajectory import trajectory_plane
 from probe.models import ModelSource, checkpoint_dir, load_config, load_model, load_tokenizer
 from probe.rundir import RunContext
+from probe.runtime import autocast_dtype
 
 __all__ = ["Checkpoint", "job_checkpoints", "run_landscape"]
 

@@ -60,6 +60,8 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
+from probe.runtime import resolve_device
+
 #: Default grid of C (scikit-learn's meaning: inverse L2 strength, per-sample loss summed).
 #: On UD EWT UPOS with MiniLM features the dev optimum lies inside 1e-3..1e1 for every layer,
 #: and strong penalties are cheap to fit, so five points a decade apart cover the useful range.
@@ -82,12 +84,6 @@ _MAX_BACKTRACK = 30
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @contextmanager
@@ -630,7 +626,7 @@ def fit_layerwise_logistic(
         raise ValueError(f"y must contain at least two classes, got {present.tolist()}")
     k = present.size
 
-    dev = _resolve_device(device)
+    dev = resolve_device(device, mps=False)
     if dev.type == "cpu":
         jobs = n_jobs or torch.get_num_threads()
         workers = 1 if n * d < _SMALL else max(1, min(jobs, n_layers))
@@ -845,7 +841,7 @@ class LayerwiseLogisticRegression(BaseEstimator):
                 f"X must have shape ({self.n_layers_}, n_samples, {self.n_features_in_}), "
                 f"got {(n_layers, _, d)}"
             )
-        dev = _resolve_device(self.device)
+        dev = resolve_device(self.device, mps=False)
         chunk = self.chunk_size or (_CPU_CHUNK if dev.type == "cpu" else _GPU_CHUNK)
         for li in range(n_layers):
             coef = torch.from_numpy(self.coef_[li].T.copy()).to(dev)  # (d, k)

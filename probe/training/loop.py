@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +49,7 @@ from rich.console import Console
 from transformers import AutoConfig
 
 from probe.errors import StudyError
+from probe.runtime import mixed_precision, seed_everything
 from probe.training.checkpoint import (
     architecture,
     check_architecture,
@@ -68,19 +68,6 @@ __all__ = ["accelerator_for", "mixed_precision", "total_steps", "train_job"]
 
 _PERMUTATION_TAG = 0x5EED
 _MASKING_TAG = 0x3A5C
-
-
-def mixed_precision(precision: str, device: torch.device) -> str:
-    """``accelerate``'s mixed-precision mode for the study's ``precision`` on ``device``.
-
-    Autocast is used on CUDA only (bf16 autocast is slower than fp32 on CPUs); ``auto`` picks
-    bf16 where the GPU supports it, else fp16 (with a GradScaler).
-    """
-    if device.type != "cuda" or precision == "fp32":
-        return "no"
-    if precision == "auto":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return precision
 
 
 def accelerator_for(precision: str, device: torch.device, find_unused_parameters: bool = False):
@@ -102,12 +89,6 @@ def total_steps(job: PretrainJob | FinetuneJob, n_examples: int) -> int:
     if job.steps is not None:
         return job.steps
     return max(1, math.ceil(job.epochs * n_examples / job.batch_size))
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def _derived_seed(*parts: int) -> int:
@@ -267,7 +248,7 @@ def train_job(
         set_rng_state(rng_states[rank] if len(rng_states) == world else rng_states[0])
         console.print(f"{job.name}: resuming from {resume_from.name} (step {step}/{n_steps})")
     else:
-        _seed_everything(seed)
+        seed_everything(seed)
         step = 0
         history = [{"step": None, "epoch": None, **row} for row in objective.baseline_rows()]
         best = None

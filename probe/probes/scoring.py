@@ -1,0 +1,301 @@
+"""Scoring of the probe stage: fit the layer-wise probes of one task and turn them into result rows.
+
+For one task's probe inputs: the task probe (C chosen on dev, once for all seeds), the control
+task (Hewitt & Liang 2019) and the majority baseline per seed, scored on dev and test with
+bootstrap intervals; and, with ``probe.mix``, the layer summaries of Tenney et al. (2019). Rows
+are built with the pinned schemas of :mod:`probe.schemas` (``probe`` and ``probe_summary``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from probe.data import TaskData, TaskSplit, word_types
+from probe.probes.baselines import MajorityClassBaseline
+from probe.probes.control import ControlTask
+from probe.probes.linear import LayerwiseLogisticRegression
+from probe.probes.metrics import bootstrap_ci, macro_f1, semeval2010_official_f1
+from probe.probes.summaries import center_of_gravity, cumulative_mix_scores, expected_layer
+from probe.rundir import RunContext
+from probe.schemas import SCHEMAS
+
+__all__ = ["EVAL_SPLITS", "fit_task_probe", "layer_summaries", "probe_task"]
+
+EVAL_SPLITS = ("dev", "test")
+PROBE = SCHEMAS["probe"]
+SUMMARY = SCHEMAS["probe_summary"]
+
+
+def _metrics(task: TaskData, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-layer scores of predictions ``y_pred`` (n_layers, n) against ``y_true`` (n,)."""
+    scores = {"accuracy": (y_pred == y_true[None]).mean(axis=1)}
+    if task.kind == "span":
+        scores["macro_f1"] = np.array([macro_f1(y_true, p) for p in y_pred])
+    if task.name == "semeval_relations":
+        names = np.asarray(task.label_names)
+        scores["official_f1"] = np.array(
+            [semeval2010_official_f1(names[y_true], names[p]) for p in y_pred]
+        )
+    return scores
+
+
+def _rows_for(
+    task_data: TaskData,
+    split: TaskSplit,
+    name: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    layers: Sequence[int],
+    n_boot: int,
+    seed: int,
+    **fields: object,
+) -> list[dict]:
+    rows = []
+    groups = split.targets[:, 0]  # resample sentences, not words: words of a sentence correlate
+    for metric, values in _metrics(task_data, y_true, y_pred).items():
+        low = high = np.full(len(layers), np.nan)
+        if n_boot and name == "test" and metric == "accuracy":
+            low, high = bootstrap_ci(
+                y_true, y_pred, "accuracy", n_boot=n_boot, seed=seed, groups=groups
+            )
+        for i, layer in enumerate(layers):
+            rows.append(
+                PROBE.row(
+                    layer=layer,
+                    split=name,
+                    metric=metric,
+                    value=values[i],
+                    ci_low=low[i],
+                    ci_high=high[i],
+                    seed=seed,
+                    **fields,
+                )
+            )
+    return rows
+
+
+def _fit_probe(
+    ctx: RunContext,
+    label: str,
+    kwargs: dict,
+    X: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+) -> LayerwiseLogisticRegression:
+    """Fit one all-layer probe on train, C chosen on dev, behind a progress bar."""
+    probe = LayerwiseLogisticRegression(**kwargs)
+    n_fits = X["train"].shape[0] * len(np.atleast_1d(probe.Cs))
+    with Progress(
+        TextColumn(f"  {label}: fit layers x C"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=ctx.console,
+        transient=True,
+    ) as bar:
+        job = bar.add_task("fit", total=n_fits)
+        start = time.perf_counter()
+        probe.fit(
+            X["train"], y["train"], X["dev"], y["dev"], progress=lambda n: bar.advance(job, n)
+        )
+    ctx.console.print(
+        f"  {label}: fitted {n_fits} (layer, C) pairs on {len(y['train'])} examples in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    return probe
+
+
+def _probe_kwargs(ctx: RunContext, task: TaskData) -> dict:
+    section = ctx.study.probe
+    assert section is not None
+    kwargs = {
+        "n_classes": len(task.label_names),
+        "standardize": section.standardize,
+        "device": ctx.device,
+    }
+    if section.C is not None:
+        kwargs["Cs"] = tuple(section.C)
+    return kwargs
+
+
+def fit_task_probe(
+    ctx: RunContext, task: TaskData, X: dict[str, np.ndarray]
+) -> LayerwiseLogisticRegression:
+    """The all-layer probe of ``task``'s own labels (C chosen on dev)."""
+    y = {s: task.splits[s].labels for s in X}
+    return _fit_probe(ctx, f"{task.name} probe", _probe_kwargs(ctx, task), X, y)
+
+
+def probe_task(
+    ctx: RunContext,
+    task: TaskData,
+    X: dict[str, np.ndarray],
+    layers: Sequence[int],
+    seed: int,
+    model_label: str,
+    probe: LayerwiseLogisticRegression,
+) -> list[dict]:
+    """Score the task probe and fit the control and majority probes for one seed; tidy rows.
+
+    ``probe`` is the task probe from :func:`fit_task_probe` on these features. That fit does not
+    depend on the seed (a convex objective solved from zero weights), so it is fitted once for
+    all seeds; only the control task, the bootstrap and the mix subsample vary by seed.
+    """
+    section = ctx.study.probe
+    assert section is not None
+    y = {s: task.splits[s].labels for s in X}
+    common = {"model": model_label, "task": task.name, "seed": seed, "probe": "linear"}
+    rows: list[dict] = []
+    task_pred = {s: probe.predict(X[s]) for s in EVAL_SPLITS}
+    for s in EVAL_SPLITS:
+        rows += _rows_for(
+            task,
+            task.splits[s],
+            s,
+            y[s],
+            task_pred[s],
+            layers,
+            section.bootstrap,
+            seed,
+            probe="linear",
+            control="task",
+            model=model_label,
+            task=task.name,
+        )
+    rows += [
+        PROBE.row(layer=layer, split="dev", metric="C", value=probe.C_[i], control="task", **common)
+        for i, layer in enumerate(layers)
+    ]
+    if section.control:
+        rows += _control_rows(ctx, task, X, layers, seed, task_pred, common)
+    majority = MajorityClassBaseline().fit(X["train"][0], y["train"])
+    rows += [
+        PROBE.row(
+            layer=pd.NA,
+            split=s,
+            metric="accuracy",
+            value=majority.score(X[s][0], y[s]),
+            control="task",
+            **{**common, "probe": "majority"},
+        )
+        for s in EVAL_SPLITS
+    ]
+    return rows
+
+
+def _control_rows(
+    ctx: RunContext,
+    task: TaskData,
+    X: dict[str, np.ndarray],
+    layers: Sequence[int],
+    seed: int,
+    task_pred: dict[str, np.ndarray],
+    common: dict[str, object],
+) -> list[dict]:
+    """The control task's accuracy and the selectivity (task - control) at every layer."""
+    y = {s: task.splits[s].labels for s in X}
+    types = {s: word_types(task.splits[s]) for s in X}
+    control = ControlTask(seed=seed).fit(types["train"], y["train"])
+    y_control = {s: control.transform(types[s]) for s in X}
+    control_probe = _fit_probe(ctx, f"{task.name} control", _probe_kwargs(ctx, task), X, y_control)
+    rows: list[dict] = []
+    for s in EVAL_SPLITS:
+        control_pred = control_probe.predict(X[s])
+        control_acc = (control_pred == y_control[s][None]).mean(axis=1)
+        task_acc = (task_pred[s] == y[s][None]).mean(axis=1)
+        for i, layer in enumerate(layers):
+            rows.append(
+                PROBE.row(
+                    layer=layer,
+                    split=s,
+                    metric="accuracy",
+                    value=control_acc[i],
+                    control="control",
+                    **common,
+                )
+            )
+            rows.append(
+                PROBE.row(
+                    layer=layer,
+                    split=s,
+                    metric="selectivity",
+                    value=task_acc[i] - control_acc[i],
+                    control="task",
+                    **common,
+                )
+            )
+    return rows
+
+
+def layer_summaries(
+    ctx: RunContext,
+    task: TaskData,
+    X: dict[str, np.ndarray],
+    layers: Sequence[int],
+    seed: int,
+    model_label: str,
+) -> list[dict]:
+    """Scalar-mix weights, expected layer, cumulative mix-k scores and center of gravity.
+
+    Tenney et al. (2019) train mix-k on layers 0..k for every k; the mix over all layers is the
+    last of these, so its weights give the expected layer without another fit. Scores are on
+    test (Tenney et al. report dev). The mix probes train by minibatch Adam, so the train split is
+    subsampled to ``mix_max_train`` targets (seeded) to keep the summaries CPU-sized.
+    """
+    section = ctx.study.probe
+    assert section is not None
+    y_train = task.splits["train"].labels
+    keep = np.arange(len(y_train))
+    if section.mix_max_train is not None and len(keep) > section.mix_max_train:
+        keep = np.sort(
+            np.random.default_rng(seed).choice(keep, section.mix_max_train, replace=False)
+        )
+    scores, probes = cumulative_mix_scores(
+        X["train"][:, keep],
+        y_train[keep],
+        X["dev"],
+        task.splits["dev"].labels,
+        X["test"],
+        task.splits["test"].labels,
+        return_probes=True,
+        seed=seed,
+    )
+    return _summary_rows(scores, probes[-1].layer_weights_, layers, seed, model_label, task.name)
+
+
+def _summary_rows(
+    scores: np.ndarray,
+    weights: np.ndarray,
+    layers: Sequence[int],
+    seed: int,
+    model_label: str,
+    task: str,
+) -> list[dict]:
+    """``probe_summary`` rows: center of gravity, expected layer, then per layer the mix weight,
+    the mix-k accuracy and (from layer 1) its gain over mix-(k-1)."""
+    deltas = np.diff(scores)
+    common = {"model": model_label, "task": task, "seed": seed, "control": "task", "split": "test"}
+    rows = [
+        SUMMARY.row(layer=pd.NA, metric="center_of_gravity", probe="mix-k",
+                    value=center_of_gravity(scores), **common),
+        SUMMARY.row(layer=pd.NA, metric="expected_layer", probe="mix",
+                    value=expected_layer(weights), **common),
+    ]  # fmt: skip
+    for i, layer in enumerate(layers):
+        rows.append(
+            SUMMARY.row(layer=layer, metric="mix_weight", probe="mix", value=weights[i], **common)
+        )
+        rows.append(
+            SUMMARY.row(layer=layer, metric="accuracy", probe="mix-k", value=scores[i], **common)
+        )
+        if i:
+            rows.append(
+                SUMMARY.row(
+                    layer=layer, metric="delta", probe="mix-k", value=deltas[i - 1], **common
+                )
+            )
+    return rows

@@ -23,6 +23,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["CORE", "SCHEMAS", "SCHEMA_VERSION", "Column", "TableSchema", "schema"]
@@ -111,7 +112,7 @@ class TableSchema:
         self.check_columns(frame.columns)
         for column in self.all_columns:
             if column.name not in frame:
-                frame[column.name] = pd.NA
+                frame[column.name] = np.nan if column.dtype == "float64" else pd.NA
             if column.dtype == "Int64":
                 frame[column.name] = pd.array(frame[column.name], dtype="Int64")
             elif column.dtype == "float64":

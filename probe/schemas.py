@@ -120,6 +120,8 @@ class TableSchema:
         return frame[list(self.names)].reset_index(drop=True)
 
 
+UNUSED = "not used (NA)"
+
 _CI = (
     Column("ci_low", "float64", "lower end of the 95% bootstrap interval (test accuracy)"),
     Column("ci_high", "float64", "upper end of the 95% bootstrap interval (test accuracy)"),
@@ -151,8 +153,8 @@ SCHEMAS: dict[str, TableSchema] = {
                 Column("step", "Int64", "optimizer step; NA for constants (baselines, speed)"),
                 Column("epoch", "float64", "epochs done at that step"),
             ),
-            probe="not used (NA)",
-            control="not used (NA)",
+            probe=UNUSED,
+            control=UNUSED,
         ),
         TableSchema(
             "embeddings",
@@ -166,7 +168,7 @@ SCHEMAS: dict[str, TableSchema] = {
                 Column("headline", "bool", "listed in `poolings` (not only added by `layerwise`)"),
             ),
             probe="not used (NA): sentence vectors are scored by cosine similarity, no probe",
-            control="not used (NA)",
+            control=UNUSED,
         ),
         TableSchema(
             "landscape_trajectory",
@@ -177,14 +179,14 @@ SCHEMAS: dict[str, TableSchema] = {
                 Column("pc1_variance", "float64", "variance share of the 1st PC of the path (pca)"),
                 Column("pc2_variance", "float64", "variance share of the 2nd PC of the path (pca)"),
             ),
-            probe="not used (NA)",
-            control="not used (NA)",
+            probe=UNUSED,
+            control=UNUSED,
         ),
         TableSchema(
             "landscape_1d",
             (Column("alpha", "float64", "position on the line: 0 initial, 1 final weights"),),
-            probe="not used (NA)",
-            control="not used (NA)",
+            probe=UNUSED,
+            control=UNUSED,
         ),
         TableSchema(
             "landscape_2d",
@@ -195,8 +197,8 @@ SCHEMAS: dict[str, TableSchema] = {
                 Column("pc1_variance", "float64", "variance share of the 1st PC of the path (pca)"),
                 Column("pc2_variance", "float64", "variance share of the 2nd PC of the path (pca)"),
             ),
-            probe="not used (NA)",
-            control="not used (NA)",
+            probe=UNUSED,
+            control=UNUSED,
         ),
         TableSchema(
             "sharpness",
@@ -208,8 +210,8 @@ SCHEMAS: dict[str, TableSchema] = {
                 Column("dominant_eigenvalue", "float64", "largest-magnitude eigenvalue"),
                 Column("n_parameters", "Int64", "parameters counted in the distance"),
             ),
-            probe="not used (NA)",
-            control="not used (NA)",
+            probe=UNUSED,
+            control=UNUSED,
         ),
     )
 }

@@ -2,10 +2,12 @@
 
     streamlit run dashboard/app.py                       # runs under ./runs
     PROBE_RUNS_DIR=/data/runs streamlit run dashboard/app.py
-    http://localhost:8501/?runs_dir=/data/runs&run=pipeline/20260101-120000   # deep link
+    http://localhost:8501/?run=pipeline/20260101-120000   # deep link to a run
 
-The sidebar picks the runs directory and the runs to show (several runs are drawn on one chart,
-series labelled by run); each page reads the tables of one stage. The app only reads run folders.
+The sidebar picks the runs to show (several runs are drawn on one chart, series labelled by run)
+and may narrow the runs directory to a folder inside it; each page reads the tables of one stage.
+The app only reads run folders, and only under ``$PROBE_RUNS_DIR`` (default ``runs``): a link can
+select runs, never another folder. ``.streamlit/config.toml`` binds it to localhost.
 """
 
 from __future__ import annotations
@@ -35,12 +37,26 @@ PAGES = [
 page = st.navigation(PAGES)
 
 with st.sidebar:
+    root = shared.configured_runs_dir()
+    linked = st.query_params.get(shared.RUNS_DIR_KEY)
+    if linked and shared.within_runs_dir(linked) is None:
+        st.warning(
+            f"This link asks for the runs directory {shared.code(linked)}; ignored: the dashboard "
+            f"reads only {shared.code(root)} (set PROBE_RUNS_DIR where it is started)."
+        )
     runs_dir = st.text_input(
         "Runs directory",
         value=shared.default_runs_dir(),
         key=shared.RUNS_DIR_KEY,
-        help="Folder of run folders (runs/<study>/<timestamp>/), or one run folder.",
+        help="The configured runs directory (PROBE_RUNS_DIR), or a folder inside it: a study's "
+        "folder or one run folder.",
     )
+    if shared.within_runs_dir(runs_dir) is None:
+        st.error(
+            f"{shared.code(runs_dir)} is outside the configured runs directory "
+            f"{shared.code(root)}; start the dashboard with PROBE_RUNS_DIR set to read it."
+        )
+        runs_dir = str(root)
     runs = shared.runs_in(runs_dir) if Path(runs_dir).is_dir() else []
     by_label = {run.label: run for run in runs}
     # Keep the selection valid when the folder changes (a stale label would be an error).

@@ -41,6 +41,7 @@ RUNS_DIR_KEY = "runs_dir"
 SELECTED_KEY = "selected_runs"
 UNKNOWN_LINK_KEY = "_unknown_link_runs"
 LINK_SELECTION_KEY = "_link_selection"
+_ROOT_KEY = "_configured_runs_dir"
 _GROUPS = {group.key: group for group in figure_groups()}
 _MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf",
          "html": "text/html", "csv": "text/csv"}  # fmt: skip
@@ -72,12 +73,91 @@ def read_table(run: RunInfo, name: str) -> pd.DataFrame:
     return _read_table(str(run.path), name, mtime(table_path(run.path, name)))
 
 
+# --------------------------------------------------------------------------- text from run folders
+
+# Markdown that Streamlit would act on: links and images need brackets (a browser fetches an
+# image URL), autolinks and HTML angle brackets; code, emphasis, tables, headings, LaTeX ($) and
+# directives (:red[...]) change how a name reads. Parentheses alone do nothing and stay.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]#|<>~$])")
+_BACKTICKS = re.compile(r"`+")
+
+
+def _escape(text: str) -> str:
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def md(value: object) -> str:
+    """``value`` as literal text inside Streamlit Markdown, on one line; code spans are kept.
+
+    Names, statuses and errors come from run folders, which anyone who can write the runs
+    directory controls; rendered raw, a study called ``![x](http://host/p.png)`` would make every
+    viewer's browser fetch that URL. Everything outside code spans is escaped; a code span (a run
+    of n backticks up to the next run of exactly n, as CommonMark pairs them) shows its content
+    literally already, so messages like ``(set `probe.mix: true`)`` keep their formatting.
+
+    >>> md("![x](http://h/p.png) `a*b`")
+    '!\\\\[x\\\\](http://h/p.png) `a*b`'
+    """
+    text = " ".join(str(value).split())
+    out, done = [], 0
+    runs = list(_BACKTICKS.finditer(text))
+    i = 0
+    while i < len(runs):
+        opener = runs[i]
+        close = next(
+            (j for j in range(i + 1, len(runs)) if len(runs[j].group()) == len(opener.group())),
+            None,
+        )
+        if close is None:
+            i += 1  # an unmatched backtick run is literal text: escaped below
+            continue
+        out.append(_escape(text[done : opener.start()]))
+        out.append(text[opener.start() : runs[close].end()])
+        done = runs[close].end()
+        i = close + 1
+    out.append(_escape(text[done:]))
+    return "".join(out)
+
+
+def code(value: object) -> str:
+    """``value`` as an inline code span (literal text, monospace), on one line.
+
+    >>> code("a`b")
+    '`` a`b ``'
+    """
+    text = " ".join(str(value).split())
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 # --------------------------------------------------------------------------- session
 
 
+def configured_runs_dir() -> Path:
+    """The one folder the dashboard may read: ``$PROBE_RUNS_DIR``, else ``runs``.
+
+    A link cannot change it (``?runs_dir=`` is ignored): whoever can open the dashboard could
+    otherwise read ``manifest.json``, ``study.yaml`` and tables of any folder on the server.
+    Read once per browser session (kept server-side, where no widget or link can change it).
+    """
+    if _ROOT_KEY not in st.session_state:
+        st.session_state[_ROOT_KEY] = os.environ.get("PROBE_RUNS_DIR") or DEFAULT_RUNS_DIR
+    return Path(st.session_state[_ROOT_KEY])
+
+
 def default_runs_dir() -> str:
-    """``?runs_dir=`` in the URL, else ``$PROBE_RUNS_DIR``, else ``runs``."""
-    return st.query_params.get(RUNS_DIR_KEY) or os.environ.get("PROBE_RUNS_DIR") or DEFAULT_RUNS_DIR
+    """The configured runs directory, as the sidebar shows it."""
+    return str(configured_runs_dir())
+
+
+def within_runs_dir(folder: str | Path) -> Path | None:
+    """``folder`` when it is the configured runs directory or inside it, else None."""
+    root = configured_runs_dir().resolve()
+    path = Path(folder).expanduser()
+    resolved = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    return path if resolved == root or resolved.is_relative_to(root) else None
 
 
 def default_selection(runs: Sequence[RunInfo]) -> list[str]:
@@ -106,7 +186,7 @@ def say_unknown_link_runs() -> None:
     picked: a link to a deleted or mistyped run must not silently show another run."""
     unknown = st.session_state.get(UNKNOWN_LINK_KEY) or []
     if unknown and st.session_state.get(SELECTED_KEY) == st.session_state.get(LINK_SELECTION_KEY):
-        names = ", ".join(repr(str(label)).replace("`", "'") for label in unknown)
+        names = ", ".join(code(label) for label in unknown)  # from the URL: shown literally
         st.error(
             f"The link names {len(unknown)} run(s) that are not under this runs directory: "
             f"{names}. Pick runs in the sidebar (**Runs to show**).",
@@ -138,12 +218,15 @@ def gather(
         for name in names:
             if name not in run.tables:
                 if name in required:
-                    st.info(f"**{run.label}** has no `{name}` table: {run.table_note(name)}.")
+                    st.info(
+                        f"**{md(run.label)}** has no {code(name)} table: "
+                        f"{md(run.table_note(name))}."
+                    )
                 continue
             try:
                 per_table.setdefault(name, {})[labels[run.label]] = read_table(run, name)
             except RunError as exc:
-                st.error(f"**{run.label}**: {exc}")
+                st.error(f"**{md(run.label)}**: {md(exc)}")
     return {name: combine_runs(frames) for name, frames in per_table.items() if frames}
 
 
@@ -185,7 +268,8 @@ def warn_unfinished(runs: Sequence[RunInfo], stage: str) -> None:
         status = run.stages.get(stage)
         if status is not None and status != "done":
             st.warning(
-                f"**{run.label}** ({run.status}): {run.stage_note(stage)}; its {stage} figures "
+                f"**{md(run.label)}** ({md(run.status)}): {md(run.stage_note(stage))}; its {stage} "
+                "figures "
                 "show only what was written before that, and `probe export` marks them partial.",
                 icon=":material/warning:",
             )
@@ -215,7 +299,7 @@ def figures_of(key: str, tables: dict[str, pd.DataFrame], **options: object) -> 
     try:
         return _build(key, tables, options)
     except Exception as exc:  # a figure builder failing must not take the whole page down
-        st.error(f"Could not draw the {key} figures: {type(exc).__name__}: {exc}")
+        st.error(f"Could not draw the {key} figures: {type(exc).__name__}: {md(exc)}")
         with st.expander("traceback"):
             st.code(traceback.format_exc())
         return {}

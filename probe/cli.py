@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from probe.errors import ProbeError
+from probe.errors import DiskFullError, ProbeError, RunInterruptedError
 
 app = typer.Typer(
     add_completion=False,
@@ -138,23 +141,61 @@ def export(
 
 
 def main() -> None:
-    """Entry point: user errors print one line and exit with status 2."""
-    try:
-        status = app(standalone_mode=False)  # typer.Exit(n) comes back as n
-        if status:
-            sys.exit(status)
-    except ProbeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:
-        import click
+    """Entry point of the ``probe`` command; exits with :func:`run_command`'s status."""
+    sys.exit(run_command(sys.argv[1:]))
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+
+def run_command(args: list[str]) -> int:
+    """Run one command; return its exit status after printing at most one line to stderr.
+
+    0: the command completed (for ``run``: the run is ``complete``); 130: interrupted (Ctrl-C,
+    SIGTERM); 2: bad input (a :class:`ProbeError` or a usage error); 1: anything else. A
+    failure prints its cause on one line (``PROBE_DEBUG=1`` adds the traceback).
+    """
+    try:
+        status = app(args, prog_name="probe", standalone_mode=False)
+    except ProbeError as exc:
+        return _fail(exc, 2)
+    except RunInterruptedError as exc:
+        return _fail(exc, 130, prefix="")
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        # typer turns EOFError into Abort; a truncated file must not pass for an interrupt.
+        cause = exc.__cause__ if isinstance(exc, typer.Abort) else None
+        if cause is not None and not isinstance(cause, KeyboardInterrupt):
+            return _fail(cause, 1)
+        return _fail(exc, 130, message="interrupted", prefix="")
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help())
+            return 2
+        where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        return _fail(exc, 2, message=f"{exc.format_message().rstrip('.')}{where}")
+    except Exception as exc:
+        return _fail(exc, 1)
+    if status == 130:  # typer's answer to Ctrl-C before a run had started
+        return _fail(None, 130, message="interrupted", prefix="")
+    return int(status or 0)
+
+
+def _fail(
+    exc: BaseException | None, status: int, *, message: str | None = None, prefix: str = "error: "
+) -> int:
+    if message is None:
+        assert exc is not None
+        message = str(exc)
+        if status == 1 and not isinstance(exc, DiskFullError):  # not the user's doing: name it
+            message = f"{type(exc).__name__}: {message}"
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                message = f"no space left on the device ({exc.filename or exc}); free some space"
+    notes = getattr(exc, "__notes__", None) or []
+    if status == 1 and os.environ.get("PROBE_DEBUG") != "1":
+        notes = [*notes, "PROBE_DEBUG=1 prints the traceback"]
+    line = "; ".join([message, *notes]) if notes else message
+    if exc is not None and status == 1 and os.environ.get("PROBE_DEBUG") == "1":
+        traceback.print_exception(exc, file=sys.stderr)
+    print(prefix + " ".join(line.split()), file=sys.stderr)  # one line, whatever the message
+    return status
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ surface as ordinary exceptions with a traceback.
 
 from __future__ import annotations
 
+# Problems a one-line error message lists (`probe check` prints all of them, one per line).
+MAX_PROBLEMS_SHOWN = 5
+
 
 class ProbeError(Exception):
     """Base class of errors caused by user input; the CLI prints them on one line, exit 2."""
@@ -32,8 +35,12 @@ class StudyError(ProbeError, ValueError):
 
     @classmethod
     def of(cls, problems: list[str], *, partial: object | None = None) -> StudyError:
-        """One error listing ``problems``."""
-        return cls("; ".join(problems), partial=partial, problems=list(problems))
+        """One error listing ``problems``; the message shows the first few and counts the rest
+        (a list of 1,000 bad items is one mistake, not a 100 kB line)."""
+        shown = list(problems[:MAX_PROBLEMS_SHOWN])
+        if len(problems) > len(shown):
+            shown.append(f"and {len(problems) - len(shown)} more problems")
+        return cls("; ".join(shown), partial=partial, problems=list(problems))
 
 
 class ModelError(ProbeError):
@@ -42,3 +49,18 @@ class ModelError(ProbeError):
 
 class DataError(ProbeError):
     """A dataset cannot be found, read or parsed."""
+
+
+class RunLockedError(ProbeError):
+    """Another process is working in the run folder this command wanted."""
+
+
+class DiskFullError(Exception):
+    """A write does not fit on its disk (exit status 1: not the user's input, but not a bug)."""
+
+
+class RunInterruptedError(Exception):
+    """A run stopped by Ctrl-C or SIGTERM; its folder is marked ``interrupted`` (exit 130).
+
+    Deliberately not a :class:`KeyboardInterrupt`: typer turns those into a bare exit status.
+    """

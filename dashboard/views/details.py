@@ -28,10 +28,10 @@ def _size(path) -> str:
 
 
 for run in runs:
-    st.header(run.label, divider="gray")
-    st.caption(f"`{run.path}`")
+    st.header(shared.md(run.label), divider="gray")
+    st.caption(shared.code(run.path))
     if run.error:
-        st.error(f"The manifest cannot be read: {run.error}")
+        st.error(f"The manifest cannot be read: {shared.md(run.error)}")
     manifest = run.manifest
     export_errors = manifest.get("figure_export_errors") or {}
     if export_errors:
@@ -40,13 +40,16 @@ for run in runs:
         reason = first.get("error", "?") if isinstance(first, dict) else str(first)
         st.warning(
             f"{len(export_errors)} figure(s) were written as HTML only: the study asked for "
-            f"{formats}, and static export failed ({reason}). `probe export` rewrites them.",
+            f"{shared.md(formats)}, and static export failed ({shared.md(reason)}). "
+            "`probe export` rewrites them.",
             icon=":material/image_not_supported:",
         )
     columns = st.columns(4)
     columns[0].metric("status", run.status)
     columns[1].metric(
-        "device", str(manifest.get("device", "?")), help=str(manifest.get("device_name", ""))
+        "device",
+        str(manifest.get("device", "?")),
+        help=shared.md(manifest.get("device_name", "")),
     )
     total = sum(run.seconds.values())
     columns[2].metric(
@@ -55,10 +58,12 @@ for run in runs:
     )
     columns[3].metric("seed", str(manifest.get("seed", "?")))
     st.markdown(
-        f"**study** {run.study or '?'} · **models** {', '.join(run.compared) or '?'} · "
-        f"**created** {run.created or '?'} · **finished** {run.finished or '–'} · "
-        f"**git** `{manifest.get('git_commit') or '?'}` · "
-        f"**torch threads** {manifest.get('torch_threads', '?')}"
+        f"**study** {shared.md(run.study or '?')} · "
+        f"**models** {shared.md(', '.join(run.compared) or '?')} · "
+        f"**created** {shared.md(run.created or '?')} · "
+        f"**finished** {shared.md(run.finished or '–')} · "
+        f"**git** {shared.code(manifest.get('git_commit') or '?')} · "
+        f"**torch threads** {shared.md(manifest.get('torch_threads', '?'))}"
     )
 
     stages = pd.DataFrame(
@@ -113,7 +118,7 @@ for run in runs:
         else:
             st.info("No tables in results/ yet.")
         if run.missing_tables:
-            st.caption("Missing: " + ", ".join(f"`{t}`" for t in run.missing_tables))
+            st.caption("Missing: " + ", ".join(shared.code(t) for t in run.missing_tables))
     with right:
         st.subheader("Versions")
         versions = manifest.get("versions") or {}
@@ -135,7 +140,8 @@ for run in runs:
             f"**logs/** {len(logs)}"
         )
         if checkpoints:
-            st.caption(", ".join(checkpoints[:40]) + (" …" if len(checkpoints) > 40 else ""))
+            shown = ", ".join(checkpoints[:40]) + (" …" if len(checkpoints) > 40 else "")
+            st.caption(shared.md(shown))
 
     study_yaml = run.path / "study.yaml"
     with st.expander("Study config (study.yaml)"):

@@ -18,7 +18,9 @@ tasks = shared.options_of(probe, "task")
 HEADLINE = "headline"
 metrics = [HEADLINE, *probe_metrics(probe)]
 columns = st.columns([1, 2, 3])
-split = columns[0].radio("Split", splits or ["test"], horizontal=True, key="probe_split")
+split = columns[0].radio(
+    "Split", splits or ["test"], horizontal=True, key="probe_split", format_func=shared.md
+)
 metric = columns[1].selectbox(
     "Metric",
     metrics,

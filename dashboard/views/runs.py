@@ -17,14 +17,15 @@ runs = st.session_state.get("_all_runs", [])
 
 if not Path(runs_dir).is_dir():
     st.warning(
-        f"The runs directory `{runs_dir}` does not exist. Choose another one in the sidebar, or "
-        "start a run: `probe run studies/layerwise_pos.yaml`."
+        f"The runs directory {shared.code(runs_dir)} does not exist. Choose another one in the "
+        "sidebar, or start a run: `probe run studies/layerwise_pos.yaml`."
     )
     st.stop()
 if not runs:
     st.info(
-        f"No run folders under `{runs_dir}` yet (a run folder is `<study>/<timestamp>/` with a "
-        "`manifest.json`). Start one with `probe run studies/layerwise_pos.yaml`."
+        f"No run folders under {shared.code(runs_dir)} yet (a run folder is "
+        "`<study>/<timestamp>/` with a `manifest.json`). Start one with "
+        "`probe run studies/layerwise_pos.yaml`."
     )
     st.stop()
 
@@ -96,7 +97,8 @@ def _select_clicked_rows() -> None:
 
 
 st.caption(
-    f"{len(shown)} of {len(rows)} run folders under `{runs_dir}`. Click rows to show those runs."
+    f"{len(shown)} of {len(rows)} run folders under {shared.code(runs_dir)}. Click rows to show "
+    "those runs."
 )
 st.dataframe(
     shown if shown["problem"].any() else shown.drop(columns=["problem"]),
@@ -115,11 +117,13 @@ shared.table_download(shown, "runs", key="runs")
 
 broken = [run for run in runs if run.error]
 for run in broken:
-    st.error(f"**{run.label}** cannot be read: {run.error}")
+    st.error(f"**{shared.md(run.label)}** cannot be read: {shared.md(run.error)}")
 incomplete = [run for run in runs if not run.error and run.missing]
 if incomplete:
     with st.expander(f"{len(incomplete)} run(s) with missing stages"):
         for run in incomplete:
             notes = "; ".join(f"{s}: {run.stage_note(s)}" for s in run.missing)
-            st.markdown(f"- **{run.label}** ({run.status}): {notes}")
+            st.markdown(
+                f"- **{shared.md(run.label)}** ({shared.md(run.status)}): {shared.md(notes)}"
+            )
 st.caption("Pick runs to look at in the sidebar (**Runs to show**); the other pages draw them.")

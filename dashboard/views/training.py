@@ -55,7 +55,7 @@ if choices:
             colors=shared.run_colors(runs),
         )
     except Exception as exc:  # keep the page alive on an odd table
-        st.error(f"Could not draw {which}: {type(exc).__name__}: {exc}")
+        st.error(f"Could not draw {shared.md(which)}: {type(exc).__name__}: {shared.md(exc)}")
     else:
         shared.show_figures({f"training_{split}_{metric}": figure}, key="train_overlay")
 shared.table_download(training, "training", key="training")

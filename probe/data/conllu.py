@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.data.registry import open_text
+from probe.data.registry import open_text, require_content
 from probe.errors import DataError
 
 __all__ = ["UDSentence", "parse_conllu", "parse_feats", "read_conllu"]
@@ -165,4 +165,5 @@ def read_conllu(path: str | Path) -> list[UDSentence]:
         Naming the file and line of the first malformed line (wrong column count, bad ID/HEAD).
     """
     with open_text(path) as f:
-        return parse_conllu(f.readlines(), where=str(path))
+        sentences = parse_conllu(f.readlines(), where=str(path))
+    return require_content(sentences, path, "sentences")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.data.registry import open_text
+from probe.data.registry import open_text, require_content
 from probe.errors import DataError
 
 __all__ = ["EdgeSentence", "EdgeTarget", "read_edge_probing"]
@@ -131,4 +131,4 @@ def read_edge_probing(path: str | Path) -> list[EdgeSentence]:
                     )
                 )
             sentences.append(EdgeSentence(words, tuple(parsed)))
-    return sentences
+    return require_content(sentences, path, "sentences")

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.data.registry import open_text
+from probe.data.registry import open_text, require_content
 from probe.errors import DataError
 
 __all__ = ["NERSentence", "iob2_spans", "read_conll2003", "read_iob2", "read_ner", "read_tagged"]
@@ -127,7 +127,7 @@ def read_iob2(path: str | Path) -> list[NERSentence]:
             tags.append(cols[2])
     if words:
         sentences.append(NERSentence(tuple(words), tuple(tags), sent_id))
-    return sentences
+    return require_content(sentences, path, "sentences")
 
 
 def read_conll2003(path: str | Path) -> list[NERSentence]:
@@ -162,7 +162,7 @@ def read_conll2003(path: str | Path) -> list[NERSentence]:
             tags.append(cols[3])
     if words:
         sentences.append(NERSentence(tuple(words), tuple(tags)))
-    return sentences
+    return require_content(sentences, path, "sentences")
 
 
 def read_ner(path: str | Path) -> list[NERSentence]:
@@ -218,4 +218,4 @@ def read_tagged(path: str | Path) -> list[NERSentence]:
             tags.append(cols[-1])
     if words:
         sentences.append(NERSentence(tuple(words), tuple(tags)))
-    return sentences
+    return require_content(sentences, path, "sentences")

@@ -29,10 +29,11 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from probe.errors import DataError
 
@@ -48,7 +49,10 @@ __all__ = [
     "file_sha256",
     "normalize_split",
     "open_text",
+    "require_content",
 ]
+
+T = TypeVar("T")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
@@ -454,15 +458,54 @@ def _open_bytes(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
 
 
-def open_text(path: str | Path) -> io.TextIOWrapper:
-    """Open a UTF-8 text file for reading, transparently decompressing gzip.
+def open_text(path: str | Path) -> io.StringIO:
+    """Read a UTF-8 text file (gzip decompressed transparently) into a stream of its lines.
 
     Universal newlines are on, so CRLF files (SemEval, SICK) read as ``\\n``-terminated lines.
+    The whole file is read and decoded here, so a bad byte is reported with its line (a decoding
+    error in the middle of a reader's loop would name neither file nor line) and a truncated
+    gzip file is a :class:`DataError`, not an ``EOFError``.
+
+    Raises
+    ------
+    DataError
+        ``FILE:LINE:`` of the first byte that is not UTF-8; a truncated or corrupt gzip file.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
-    return io.TextIOWrapper(_open_bytes(path), encoding="utf-8")
+    try:
+        with _open_bytes(path) as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(
+            f"{path}: truncated or corrupt gzip file ({exc}); replace it with a complete copy"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"{path}:{line}: byte 0x{data[exc.start]:02x} (column {column}) is not UTF-8; "
+            "save the file as UTF-8"
+        ) from None
+    return io.StringIO(text, newline=None)
+
+
+def require_content(items: list[T], path: str | Path, what: str) -> list[T]:
+    """``items`` read from ``path``, or a :class:`DataError` when the file gave none.
+
+    An empty or comment-only split would otherwise only fail after capture and fitting.
+    """
+    if not items:
+        with open_text(path) as f:
+            n_lines = sum(1 for _ in f)
+        raise DataError(
+            f"{path}:{max(n_lines, 1)}: no {what} in the file (it is empty or holds only "
+            "comments and blank lines); replace it with the dataset's real file"
+        )
+    return items
 
 
 def file_sha256(path: str | Path) -> str:
@@ -479,9 +522,14 @@ def file_sha256(path: str | Path) -> str:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     digest = hashlib.sha256()
-    with _open_bytes(path) as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
+    try:
+        with _open_bytes(path) as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(
+            f"{path}: truncated or corrupt gzip file ({exc}); replace it with a complete copy"
+        ) from None
     return digest.hexdigest()
 
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.data.registry import open_text
+from probe.data.registry import open_text, require_content
 from probe.errors import DataError
 
 __all__ = ["SEMEVAL_LABELS", "SemEvalExample", "read_semeval", "tokenize_simple"]
@@ -142,4 +142,4 @@ def read_semeval(path: str | Path) -> list[SemEvalExample]:
         # The comment line is optional in practice; skip it when present.
         if i < len(lines) and lines[i].startswith("Comment:"):
             i += 1
-    return examples
+    return require_content(examples, path, "examples")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.data.registry import open_text
+from probe.data.registry import open_text, require_content
 from probe.errors import DataError
 
 __all__ = ["SST2Example", "read_sst2"]
@@ -60,4 +60,4 @@ def read_sst2(path: str | Path) -> list[SST2Example]:
                 examples.append(SST2Example(cols[0].strip(), int(cols[1])))
             else:
                 examples.append(SST2Example(cols[1].strip(), None))
-    return examples
+    return require_content(examples, path, "sentences")

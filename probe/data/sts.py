@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from probe.data.registry import dataset_file, normalize_split, open_text
+from probe.data.registry import dataset_file, normalize_split, open_text, require_content
 from probe.errors import DataError
 
 __all__ = ["STSPair", "read_sick", "read_sts", "read_stsb"]
@@ -68,7 +68,7 @@ def read_stsb(path: str | Path) -> list[STSPair]:
                     f"(genre file year id score s1 s2), got {len(cols)}"
                 )
             pairs.append(STSPair(cols[5], cols[6], _score(cols[4], where, lineno)))
-    return pairs
+    return require_content(pairs, path, "sentence pairs")
 
 
 def read_sick(path: str | Path, split: str) -> list[STSPair]:
@@ -107,7 +107,7 @@ def read_sick(path: str | Path, split: str) -> list[STSPair]:
                 )
             if cols[sset] == wanted:
                 pairs.append(STSPair(cols[a], cols[b], _score(cols[score], where, lineno)))
-    return pairs
+    return require_content(pairs, path, f"{wanted} pairs")
 
 
 def read_sts(name: str, split: str) -> list[STSPair]:

@@ -151,9 +151,10 @@ class _RawSplit:
 # ----------------------------------------------------------------------------- helpers
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=12)
 def _read_cached(reader: Callable[[Path], list[T]], path: Path, _mtime_ns: int, _size: int):
-    # Parsing UD EWT train takes about a second; upos/xpos/deprel in one study read it once.
+    # Parsing UD EWT train takes about a second; upos/xpos/deprel in one study, and validation
+    # before them (probe.data.check), read it once.
     # Readers return frozen dataclasses, so sharing the parsed tuple is safe.
     return tuple(reader(path))
 

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from probe.data.registry import DATASETS, dataset_file, open_text
+from probe.data.registry import DATASETS, dataset_file, open_text, require_content
 from probe.errors import DataError
 
 __all__ = ["Document", "read_documents", "split_wikitext_sentences"]
@@ -135,5 +135,5 @@ def read_documents(
         )
     docs: list[Document] = []
     for f in files:
-        docs.extend(_read_file(f, fmt))
+        docs.extend(require_content(_read_file(f, fmt), f, "text"))
     return docs

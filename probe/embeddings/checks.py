@@ -19,7 +19,8 @@ __all__ = ["check_embeddings"]
 
 def check_embeddings(study: Study) -> list[str]:
     """Layers and ``whiten-k`` fit every model; the data files of every task and corpus exist."""
-    from probe.data import dataset_file, load_pair_file
+    from probe.data import load_pair_file
+    from probe.data.check import check_split_readable
 
     section = study.embeddings
     assert section is not None
@@ -61,7 +62,7 @@ def check_embeddings(study: Study) -> list[str]:
             needed.add((FIT_CORPORA[name][0], split))
     for dataset, split in sorted(needed):
         try:
-            dataset_file(dataset, split)
+            check_split_readable(dataset, split)  # missing, not UTF-8 (FILE:LINE), empty
         except ProbeError as exc:
             problems.append(f"embeddings: {exc}")
     return problems

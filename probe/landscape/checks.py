@@ -17,7 +17,7 @@ __all__ = ["check_landscape"]
 
 def check_landscape(study: Study) -> list[str]:
     """Unknown jobs, no checkpoints to read, missing data."""
-    from probe.data import dataset_file
+    from probe.data.check import check_split_readable
 
     section = study.landscape
     assert section is not None
@@ -49,7 +49,7 @@ def check_landscape(study: Study) -> list[str]:
                     )
     for split in section.examples:
         try:
-            dataset_file(SST2_DATASET, split)
+            check_split_readable(SST2_DATASET, split)  # missing, not UTF-8 (FILE:LINE), empty
         except ProbeError as exc:
             problems.append(f"landscape.examples.{split}: {exc}")
     return problems

@@ -15,9 +15,10 @@ __all__ = ["check_probe"]
 
 
 def check_probe(study: Study) -> list[str]:
-    """Unknown tasks, missing data files, and every file of a file task parsed (a bad line is a
-    problem naming file and line)."""
-    from probe.data import TASKS, FileTask, dataset_file, dataset_info, read_file_task
+    """Unknown tasks, data files that are missing or unreadable (FILE:LINE), and every file of a
+    file task parsed (a bad line is a problem naming file and line)."""
+    from probe.data import TASKS, FileTask, dataset_info, read_file_task
+    from probe.data.check import check_split_readable
 
     section = study.probe
     assert section is not None
@@ -46,7 +47,7 @@ def check_probe(study: Study) -> list[str]:
         # dev out of another split).
         for split in dataset_info(dataset).splits:
             try:
-                dataset_file(dataset, split)
+                check_split_readable(dataset, split)  # missing, not UTF-8 (FILE:LINE), empty
             except ProbeError as exc:
                 problems.append(f"probe.tasks.{index} ({name}): {exc}")
     return problems

@@ -19,7 +19,8 @@ __all__ = ["check_train"]
 
 def check_train(study: Study) -> list[str]:
     """Names, model specs, corpora and checkpoint references of every job."""
-    from probe.data import DATASETS, normalize_split
+    from probe.data import DATASETS, normalize_split, read_documents
+    from probe.data.check import check_split_readable, check_task_readable
 
     section = study.train
     assert section is not None
@@ -33,6 +34,7 @@ def check_train(study: Study) -> list[str]:
                     problems += _check_trained_ref(job.model, earlier, where + ".model", section)
                 else:
                     load_config(resolve_model(job.model))
+                check_task_readable(job.task)
                 if job.test and job.task == "sst2":
                     problems.append(
                         f"{where}.test: SST-2's test split has no labels; set test: false"
@@ -56,6 +58,10 @@ def check_train(study: Study) -> list[str]:
                                     f"{where}.{key}: {job.corpus} has no split "
                                     f"{getattr(job, key)!r}; it has {', '.join(splits)}"
                                 )
+                            else:
+                                check_split_readable(job.corpus, getattr(job, key))
+                else:
+                    read_documents(job.corpus)  # FILE:LINE for bad bytes; empty files
         except ProbeError as exc:
             problems.append(f"{where}: {exc}")
         earlier.append(job.name)

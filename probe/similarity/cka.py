@@ -61,7 +61,8 @@ class CKAResult:
 class _Moments:
     """Sums over rows that both estimators need, for layers of ``a`` against layers of ``b``.
 
-    Shapes: ``cross`` (La, da, Lb, db) = Σ x yᵀ; ``sum_*`` (L, d) = Σ x; ``sq_*`` (L,) = Σ ‖x‖²;
+    Shapes: ``cross`` (La, da, Lb, db) = Σ x yᵀ, or (L, d, d) with only the blocks of each layer
+    with itself (``diagonal``); ``sum_*`` (L, d) = Σ x; ``sq_*`` (L,) = Σ ‖x‖²;
     ``norms`` (La, Lb) = Σ ‖x‖²‖y‖²; ``x_ny`` (La, Lb, da) = Σ x ‖y‖²; ``nx_y`` (La, Lb, db).
     """
 
@@ -73,7 +74,16 @@ class _Moments:
     norms: torch.Tensor
     x_ny: torch.Tensor
     nx_y: torch.Tensor
+    diagonal: bool = False
     n: int = 0
+
+    def block(self, i: int, j: int) -> torch.Tensor:
+        """Σ x yᵀ for layer ``i`` of ``a`` and layer ``j`` of ``b``."""
+        if self.diagonal:
+            if i != j:
+                raise IndexError("only same-layer blocks were accumulated")
+            return self.cross[i]
+        return self.cross[i, :, j, :]
 
 
 def _chunk(features: np.ndarray | torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -92,8 +102,14 @@ def _column_means(features: np.ndarray | torch.Tensor, batch_size: int) -> torch
 
 
 def _accumulate(
-    a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, batch_size: int
+    a: np.ndarray | torch.Tensor,
+    b: np.ndarray | torch.Tensor,
+    batch_size: int,
+    *,
+    diagonal: bool = False,
 ) -> _Moments:
+    """One pass over the rows; ``diagonal`` (``b`` is ``a``) keeps only each layer's own block,
+    which is all that HSIC(X, X) needs and costs 1/L of the full layer x layer product."""
     (la, n, da), (lb, nb, db) = a.shape, b.shape
     if n != nb:
         raise ValueError(f"a and b must have the same rows (words), got {n} and {nb}")
@@ -103,7 +119,7 @@ def _accumulate(
     shift_a, shift_b = _column_means(a, batch_size), _column_means(b, batch_size)
     f64 = {"dtype": torch.float64}
     m = _Moments(
-        cross=torch.zeros(la * da, lb * db, **f64),
+        cross=torch.zeros(la, da, da, **f64) if diagonal else torch.zeros(la * da, lb * db, **f64),
         sum_a=torch.zeros(la, da, **f64),
         sum_b=torch.zeros(lb, db, **f64),
         sq_a=torch.zeros(la, **f64),
@@ -111,13 +127,19 @@ def _accumulate(
         norms=torch.zeros(la, lb, **f64),
         x_ny=torch.zeros(la, lb, da, **f64),
         nx_y=torch.zeros(la, lb, db, **f64),
+        diagonal=diagonal,
     )
     for start in range(0, n, batch_size):
         x = _chunk(a, start, start + batch_size) - shift_a[:, None]  # (La, T, da)
         y = _chunk(b, start, start + batch_size) - shift_b[:, None]  # (Lb, T, db)
         t = x.shape[1]
         nx, ny = (x * x).sum(-1), (y * y).sum(-1)  # (La, T), (Lb, T)
-        m.cross += x.permute(0, 2, 1).reshape(la * da, t) @ y.permute(1, 0, 2).reshape(t, lb * db)
+        if diagonal:
+            m.cross += x.transpose(1, 2) @ y
+        else:
+            m.cross += x.permute(0, 2, 1).reshape(la * da, t) @ y.permute(1, 0, 2).reshape(
+                t, lb * db
+            )
         m.sum_a += x.sum(1)
         m.sum_b += y.sum(1)
         m.sq_a += nx.sum(1)
@@ -126,7 +148,8 @@ def _accumulate(
         m.x_ny += torch.einsum("ltd,mt->lmd", x, ny)
         m.nx_y += torch.einsum("lt,mte->lme", nx, y)
         m.n += t
-    m.cross = m.cross.view(la, da, lb, db)
+    if not diagonal:
+        m.cross = m.cross.view(la, da, lb, db)
     return m
 
 
@@ -192,12 +215,12 @@ def cka_matrix(
     same = b is None
     b = a if b is None else b
     cross = _accumulate(a, b, batch_size)
-    self_a = cross if same else _accumulate(a, a, batch_size)
-    self_b = cross if same else _accumulate(b, b, batch_size)
+    self_a = cross if same else _accumulate(a, a, batch_size, diagonal=True)
+    self_b = cross if same else _accumulate(b, b, batch_size, diagonal=True)
     la, lb = a.shape[0], b.shape[0]
 
     def hsic(m: _Moments, i: int, j: int) -> tuple[float, float]:
-        block = m.cross[i, :, j, :]
+        block = m.block(i, j)
         biased = _hsic_biased(block, m.sum_a[i], m.sum_b[j], m.n)
         unbiased = _hsic_unbiased(
             block,

@@ -1,0 +1,279 @@
+"""Figures of the similarity stage, from its tables alone (``cka``, ``attention``).
+
+- ``cka_<model>``: layer x layer CKA map of one model (unbiased and biased side by side), the
+  random baseline in the title;
+- ``cka_by_layer``: CKA of layer l of each model with layer l of the reference model
+  (pretrained vs fine-tuned vs scratch), dotted lines at the random baseline;
+- ``cka_checkpoints``: the same for checkpoints, one line per layer against the training step;
+- ``attention_<model>``: layer x head maps of entropy, weight on [CLS], [SEP] and punctuation,
+  and the dependency accuracy over all relations;
+- ``attention_relations_<model>``: best head per relation against the best fixed offset.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from probe.figures.style import apply_style, color_for
+
+__all__ = [
+    "attention_heatmaps",
+    "best_head_bars",
+    "cka_by_layer",
+    "cka_heatmap",
+    "cka_over_checkpoints",
+    "similarity_figures",
+]
+
+Style = Literal["screen", "paper"]
+ESTIMATORS = {"cka_unbiased": "unbiased", "cka_biased": "biased"}
+HEAD_MEASURES = {
+    "entropy": "entropy (nats)",
+    "attn_cls": "weight on [CLS]",
+    "attn_sep": "weight on [SEP]",
+    "attn_punct": "weight on punctuation",
+    "dep_accuracy": "dependency accuracy (all)",
+}
+RELATIONS = ("nsubj", "obj", "det", "amod", "case", "advmod", "aux", "mark", "conj", "compound")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
+
+
+def _real(cka: pd.DataFrame) -> pd.DataFrame:
+    return cka[cka["control"] == "task"]
+
+
+def _baseline(cka: pd.DataFrame, metric: str) -> float:
+    values = cka[(cka["control"] == "random") & (cka["metric"] == metric)]["value"]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def cka_heatmap(cka: pd.DataFrame, model: str, *, style: Style = "screen") -> go.Figure:
+    """Layer x layer CKA of ``model`` with itself, unbiased and biased panels."""
+    within = _real(cka)
+    within = within[(within["model"] == model) & (within["model_b"] == model)]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.12,
+        subplot_titles=[
+            f"{name} (random {_baseline(cka, metric):+.3f})" for metric, name in ESTIMATORS.items()
+        ],
+    )
+    for col, metric in enumerate(ESTIMATORS, start=1):
+        grid = within[within["metric"] == metric].pivot_table(
+            index="layer", columns="layer_b", values="value"
+        )
+        fig.add_trace(
+            go.Heatmap(
+                z=grid.values,
+                x=grid.columns.astype(int),
+                y=grid.index.astype(int),
+                zmin=0,
+                zmax=1,
+                coloraxis="coloraxis",
+                text=np.round(grid.values, 2),
+                texttemplate="%{text}",
+                hovertemplate="layer %{y} vs %{x}: %{z:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+    fig.update_layout(
+        title=f"Linear CKA between layers: {model}",
+        coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "CKA"}},
+    )
+    fig.update_xaxes(title_text="layer", dtick=1)
+    fig.update_yaxes(title_text="layer", dtick=1, col=1)
+    fig.update_yaxes(dtick=1, col=2)
+    return apply_style(fig, style=style, column="double", height=380 if style == "screen" else 300)
+
+
+def _same_layer(cka: pd.DataFrame) -> pd.DataFrame:
+    real = _real(cka)
+    across = real[(real["model"] != real["model_b"]) & (real["layer"] == real["layer_b"])]
+    return across
+
+
+def cka_by_layer(cka: pd.DataFrame, *, style: Style = "screen") -> go.Figure:
+    """CKA of layer l of each model with layer l of the reference, per estimator."""
+    across = _same_layer(cka)
+    reference = across["model_b"].iloc[0]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=list(ESTIMATORS.values()))
+    for col, metric in enumerate(ESTIMATORS, start=1):
+        part = across[across["metric"] == metric]
+        for index, model in enumerate(part["model"].unique()):
+            rows = part[part["model"] == model].sort_values("layer")
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["layer"].astype(int),
+                    y=rows["value"],
+                    mode="lines+markers",
+                    name=str(model),
+                    legendgroup=str(model),
+                    showlegend=col == 1,
+                    line={"color": color_for(index)},
+                    hovertemplate=f"{model}, layer %{{x}}: %{{y:.3f}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.add_hline(
+            y=_baseline(cka, metric),
+            line={"dash": "dot", "color": "#777777"},
+            annotation_text="random",
+            annotation_position="bottom right",
+            row=1,
+            col=col,
+        )
+    fig.update_layout(title=f"CKA with the same layer of {reference}")
+    fig.update_xaxes(title_text="layer", dtick=1)
+    fig.update_yaxes(title_text="CKA", range=[min(0.0, float(across["value"].min())), 1.02], col=1)
+    return apply_style(fig, style=style, column="double")
+
+
+def _steps(cka: pd.DataFrame) -> pd.Series:
+    return pd.to_numeric(cka["checkpoint"], errors="coerce")
+
+
+def cka_over_checkpoints(
+    cka: pd.DataFrame, *, metric: str = "cka_unbiased", style: Style = "screen"
+) -> go.Figure:
+    """CKA with the reference against the training step, one line per layer."""
+    across = _same_layer(cka)
+    across = across[(across["metric"] == metric)].assign(step=_steps(across))
+    across = across.dropna(subset=["step"])
+    reference = across["model_b"].iloc[0]
+    fig = go.Figure()
+    for index, layer in enumerate(sorted(across["layer"].unique())):
+        rows = across[across["layer"] == layer].sort_values("step")
+        fig.add_trace(
+            go.Scatter(
+                x=rows["step"],
+                y=rows["value"],
+                mode="lines+markers",
+                name=f"layer {int(layer)}",
+                line={"color": color_for(index)},
+                hovertemplate=f"layer {int(layer)}, step %{{x}}: %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(title=f"CKA ({ESTIMATORS[metric]}) with {reference} over training")
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="CKA")
+    return apply_style(fig, style=style)
+
+
+def attention_heatmaps(
+    attention: pd.DataFrame, model: str, *, style: Style = "screen"
+) -> go.Figure:
+    """Layer x head maps of every head measure of ``model``."""
+    heads = attention[(attention["probe"] == "attention") & (attention["model"] == model)]
+    measures = [m for m in HEAD_MEASURES if (heads["metric"] == m).any()]
+    fig = make_subplots(
+        rows=1,
+        cols=len(measures),
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+        subplot_titles=[HEAD_MEASURES[m] for m in measures],
+    )
+    for col, metric in enumerate(measures, start=1):
+        part = heads[heads["metric"] == metric]
+        if metric == "dep_accuracy":
+            part = part[part["relation"] == "all"]
+        grid = part.pivot_table(index="layer", columns="head", values="value")
+        bar_x = (col - 0.1) / len(measures)
+        fig.add_trace(
+            go.Heatmap(
+                z=grid.values,
+                x=grid.columns.astype(int),
+                y=grid.index.astype(int),
+                colorscale="Viridis",
+                zmin=0,
+                zmax=None if metric == "entropy" else 1,
+                colorbar={"x": bar_x, "len": 0.8, "thickness": 8, "y": 0.45},
+                hovertemplate=f"layer %{{y}}, head %{{x}}: %{{z:.3f}}<extra>{metric}</extra>",
+            ),
+            row=1,
+            col=col,
+        )
+    fig.update_layout(title=f"Attention heads: {model}")
+    fig.update_xaxes(title_text="head")
+    fig.update_yaxes(title_text="layer", dtick=1, col=1, autorange="reversed")
+    fig.update_yaxes(autorange="reversed")
+    return apply_style(fig, style=style, column="double", height=340 if style == "screen" else 220)
+
+
+def best_head_bars(attention: pd.DataFrame, model: str, *, style: Style = "screen") -> go.Figure:
+    """Best head per relation (label: layer-head) against the best fixed offset."""
+    from probe.similarity.stage import best_heads
+
+    best = best_heads(attention)
+    best = best[best["model"] == model].set_index("relation")
+    order = [r for r in ("all", *RELATIONS) if r in best.index]
+    best = best.loc[order]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=order,
+            y=100 * best["accuracy"],
+            name="best head",
+            marker_color=color_for(0),
+            text=[f"{int(r.layer)}-{int(r['head'])}" for _, r in best.iterrows()],
+            textposition="outside",
+            hovertemplate="%{x}: head %{text}, %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=order,
+            y=100 * best["offset_accuracy"],
+            name="best fixed offset",
+            marker_color=color_for(1),
+            text=[f"{int(k):+d}" for k in best["offset"]],
+            textposition="outside",
+            hovertemplate="%{x}: offset %{text}, %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Most-attended word is the head: {model}", barmode="group", bargap=0.25
+    )
+    fig.update_xaxes(title_text="relation (UD)")
+    fig.update_yaxes(title_text="accuracy (%)", range=[0, 108])
+    return apply_style(fig, style=style, column="double")
+
+
+def similarity_figures(
+    tables: Mapping[str, pd.DataFrame], *, style: Style = "screen"
+) -> dict[str, go.Figure]:
+    """Every similarity figure the given tables (``cka``, ``attention``) support."""
+    figures: dict[str, go.Figure] = {}
+    cka = tables.get("cka")
+    if cka is not None and not cka.empty:
+        real = _real(cka)
+        within = real[real["model"] == real["model_b"]]
+        for model in within["model"].unique():
+            figures[f"cka_{_slug(model)}"] = cka_heatmap(cka, str(model), style=style)
+        across = _same_layer(cka)
+        if not across.empty:
+            figures["cka_by_layer"] = cka_by_layer(cka, style=style)
+            if _steps(across).notna().sum() and _steps(across).nunique() > 1:
+                figures["cka_checkpoints"] = cka_over_checkpoints(cka, style=style)
+    attention = tables.get("attention")
+    if attention is not None and not attention.empty:
+        for model in attention[attention["probe"] == "attention"]["model"].unique():
+            figures[f"attention_{_slug(model)}"] = attention_heatmaps(
+                attention, str(model), style=style
+            )
+            figures[f"attention_relations_{_slug(model)}"] = best_head_bars(
+                attention, str(model), style=style
+            )
+    return figures

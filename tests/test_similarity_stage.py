@@ -14,7 +14,7 @@ from probe.errors import StudyError
 from probe.figures.similarity import similarity_figures
 from probe.runner import check_study, run_study
 from probe.similarity.cka import linear_cka
-from probe.similarity.stage import best_heads, mostly_shares
+from probe.similarity.summary import best_heads, mostly_shares
 from probe.study import load_study, parse_study
 
 
@@ -114,3 +114,16 @@ def test_similarity_section_errors_name_the_field(tiny_model_dir, tmp_path):
     study = load_study(_study(tmp_path, tiny_model_dir, attention={"models": ["tiny", "x"]}))
     with pytest.raises(StudyError, match=r"similarity\.attention\.models\.1"):
         check_study(study)
+
+
+def test_figures_of_two_runs_combined_keep_each_models_own_map(run):
+    from probe.results import read_table
+    from probe.runs import combine_runs
+
+    run_dir, _ = run
+    cka = read_table(run_dir / "results" / "cka.parquet")
+    combined = combine_runs({"a": cka, "b": cka})
+    figures = similarity_figures({"cka": combined})
+    assert {"cka_a-tiny", "cka_b-tiny", "cka_a-tiny-scratch", "cka_by_layer"} <= set(figures)
+    # one line per run in the by-layer figure (scratch vs tiny), for each estimator
+    assert len([t for t in figures["cka_by_layer"].data if t.type == "scatter"]) == 4

@@ -52,6 +52,13 @@ def _real(cka: pd.DataFrame) -> pd.DataFrame:
     return cka[cka["control"] == "task"]
 
 
+def _within(real: pd.DataFrame) -> pd.Series:
+    """Rows comparing a model with itself. With several runs combined, ``model`` is labelled
+    ``<run> · <model>`` and the model's own name is in ``model_name`` (``model_b`` stays bare)."""
+    own = real["model_name"] if "model_name" in real else real["model"]
+    return own.astype("string") == real["model_b"].astype("string")
+
+
 def _baseline(cka: pd.DataFrame, metric: str) -> float:
     values = cka[(cka["control"] == "random") & (cka["metric"] == metric)]["value"]
     return float(values.mean()) if len(values) else float("nan")
@@ -59,8 +66,8 @@ def _baseline(cka: pd.DataFrame, metric: str) -> float:
 
 def cka_heatmap(cka: pd.DataFrame, model: str, *, style: Style = "screen") -> go.Figure:
     """Layer x layer CKA of ``model`` with itself, unbiased and biased panels."""
-    within = _real(cka)
-    within = within[(within["model"] == model) & (within["model_b"] == model)]
+    real = _real(cka)
+    within = real[_within(real) & (real["model"] == model)]
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -100,7 +107,7 @@ def cka_heatmap(cka: pd.DataFrame, model: str, *, style: Style = "screen") -> go
 
 def _same_layer(cka: pd.DataFrame) -> pd.DataFrame:
     real = _real(cka)
-    across = real[(real["model"] != real["model_b"]) & (real["layer"] == real["layer_b"])]
+    across = real[~_within(real) & (real["layer"] == real["layer_b"])]
     return across
 
 
@@ -214,7 +221,7 @@ def attention_heatmaps(
 
 def best_head_bars(attention: pd.DataFrame, model: str, *, style: Style = "screen") -> go.Figure:
     """Best head per relation (label: layer-head) against the best fixed offset."""
-    from probe.similarity.stage import best_heads
+    from probe.similarity.summary import best_heads
 
     best = best_heads(attention)
     best = best[best["model"] == model].set_index("relation")
@@ -259,7 +266,7 @@ def similarity_figures(
     cka = tables.get("cka")
     if cka is not None and not cka.empty:
         real = _real(cka)
-        within = real[real["model"] == real["model_b"]]
+        within = real[_within(real)]
         for model in within["model"].unique():
             figures[f"cka_{_slug(model)}"] = cka_heatmap(cka, str(model), style=style)
         across = _same_layer(cka)

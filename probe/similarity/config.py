@@ -7,7 +7,7 @@ Example (``cka`` and ``attention`` are each optional; at least one is needed)::
         data: ud_english_ewt:dev     # the sentence sample: ud_english_ewt:<split>, sst2:<split>
         limit: 1000                  # first N sentences (all when null)
         reference: minilm            # every other model is compared with it (default: first model)
-        within: true                 # layer x layer map of every model
+        within: true                 # layer x layer map of every model (or a list of model names)
         baseline_draws: 3            # independent random matrices of the same shape
         batch_size: 4096             # words per minibatch
       attention:
@@ -61,7 +61,7 @@ class CKASection(StrictModel):
     data: Annotated[str, AfterValidator(_check_sample)] = "ud_english_ewt:dev"
     limit: Annotated[int, Field(gt=3)] | None = 1000
     reference: str | None = None
-    within: bool = True
+    within: bool | list[str] = True
     baseline_draws: Annotated[int, Field(ge=1)] = 3
     batch_size: Annotated[int, Field(gt=0)] = 4096
 
@@ -99,6 +99,14 @@ class SimilaritySection(StrictModel):
                     f"similarity.cka.reference: {self.cka.reference!r} is not a model of the "
                     f"study; use one of {', '.join(labels)}"
                 )
+            for index, name in enumerate(
+                self.cka.within if isinstance(self.cka.within, list) else []
+            ):
+                if name not in labels:
+                    raise StudyError(
+                        f"similarity.cka.within.{index}: {name!r} is not a model of the study; "
+                        f"use one of {', '.join(labels)}"
+                    )
             corpus, _, split = self.cka.data.partition(":")
             dataset_file(CKA_CORPORA[corpus][0], split)  # raises DataError naming the fix
         if self.attention is not None:

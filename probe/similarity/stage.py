@@ -31,15 +31,14 @@ from probe.rundir import RunContext
 from probe.similarity.attention import analyse_heads, attention_maps, offset_baseline
 from probe.similarity.cka import cka_matrix, random_baseline
 from probe.similarity.config import CKA_CORPORA, AttentionSection, CKASection
+from probe.similarity.summary import MOSTLY, best_heads, mostly_shares
 
-__all__ = ["KEY_RELATIONS", "MOSTLY", "run_similarity"]
+__all__ = ["KEY_RELATIONS", "run_similarity"]
 
 #: Relations printed by the stage (the rest are in the table).
 KEY_RELATIONS = (
     "all", "nsubj", "obj", "det", "amod", "case", "advmod", "aux", "mark", "conj", "compound",
 )  # fmt: skip
-#: A head attends "mostly" to a token kind when more than this share of its weight goes there.
-MOSTLY = 0.5
 
 
 def _checkpoint(spec: str) -> str | None:
@@ -111,7 +110,7 @@ def run_cka(ctx: RunContext, section: CKASection) -> pd.DataFrame:
         f = feats[label]
         n = f.features.shape[1]
         extra = {**common, "control": "task", "checkpoint": checkpoints[label], "n": n}
-        if section.within:
+        if section.within is True or (isinstance(section.within, list) and label in section.within):
             start = time.perf_counter()
             result = cka_matrix(f.features, batch_size=section.batch_size)
             rows += _cka_rows(result, label, label, f.layers, f.layers, **extra)
@@ -268,35 +267,6 @@ def run_attention(ctx: RunContext, section: AttentionSection) -> pd.DataFrame:
     )
     table = pd.concat(frames, ignore_index=True)
     return table.assign(task=task, split=section.split, control="task")
-
-
-def best_heads(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model and relation: the best head, its accuracy, the best offset and its accuracy."""
-    heads = table[(table.probe == "attention") & (table.metric == "dep_accuracy")]
-    offsets = table[table.probe == "offset"]
-    best_offset = offsets.loc[offsets.groupby("relation").value.idxmax()].set_index("relation")
-    best = heads.loc[heads.groupby(["model", "relation"]).value.idxmax()]
-    return pd.DataFrame(
-        {
-            "model": best.model.values,
-            "relation": best.relation.values,
-            "n": best.n.values,
-            "layer": best.layer.values,
-            "head": best["head"].values,
-            "accuracy": best.value.values,
-            "offset": best_offset.offset.reindex(best.relation).values,
-            "offset_accuracy": best_offset.value.reindex(best.relation).values,
-        }
-    )
-
-
-def mostly_shares(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model and layer: share of heads putting more than half their weight on each kind."""
-    heads = table[(table.probe == "attention") & table.metric.isin(
-        ["attn_cls", "attn_sep", "attn_punct"])]  # fmt: skip
-    wide = heads.pivot_table(index=["model", "layer", "head"], columns="metric", values="value")
-    wide["attn_special"] = wide[["attn_cls", "attn_sep", "attn_punct"]].sum(axis=1)
-    return (wide > MOSTLY).groupby(level=["model", "layer"]).mean().reset_index()
 
 
 def attention_tables(table: pd.DataFrame) -> list[Table]:

@@ -35,11 +35,11 @@ __all__ = [
 Style = Literal["screen", "paper"]
 ESTIMATORS = {"cka_unbiased": "unbiased", "cka_biased": "biased"}
 HEAD_MEASURES = {
-    "entropy": "entropy (nats)",
-    "attn_cls": "weight on [CLS]",
-    "attn_sep": "weight on [SEP]",
-    "attn_punct": "weight on punctuation",
-    "dep_accuracy": "dependency accuracy (all)",
+    "entropy": "entropy",
+    "attn_cls": "on [CLS]",
+    "attn_sep": "on [SEP]",
+    "attn_punct": "on punct.",
+    "dep_accuracy": "dep. accuracy",
 }
 RELATIONS = ("nsubj", "obj", "det", "amod", "case", "advmod", "aux", "mark", "conj", "compound")
 
@@ -182,14 +182,18 @@ def cka_over_checkpoints(
 def attention_heatmaps(
     attention: pd.DataFrame, model: str, *, style: Style = "screen"
 ) -> go.Figure:
-    """Layer x head maps of every head measure of ``model``."""
+    """Layer x head maps of every head measure of ``model``.
+
+    The shares and accuracies share one 0..1 colour scale (right); entropy, in nats, has its own
+    (below its panel).
+    """
     heads = attention[(attention["probe"] == "attention") & (attention["model"] == model)]
     measures = [m for m in HEAD_MEASURES if (heads["metric"] == m).any()]
     fig = make_subplots(
         rows=1,
         cols=len(measures),
         shared_yaxes=True,
-        horizontal_spacing=0.03,
+        horizontal_spacing=0.025,
         subplot_titles=[HEAD_MEASURES[m] for m in measures],
     )
     for col, metric in enumerate(measures, start=1):
@@ -197,26 +201,39 @@ def attention_heatmaps(
         if metric == "dep_accuracy":
             part = part[part["relation"] == "all"]
         grid = part.pivot_table(index="layer", columns="head", values="value")
-        bar_x = (col - 0.1) / len(measures)
         fig.add_trace(
             go.Heatmap(
                 z=grid.values,
                 x=grid.columns.astype(int),
                 y=grid.index.astype(int),
-                colorscale="Viridis",
-                zmin=0,
-                zmax=None if metric == "entropy" else 1,
-                colorbar={"x": bar_x, "len": 0.8, "thickness": 8, "y": 0.45},
+                coloraxis="coloraxis2" if metric == "entropy" else "coloraxis",
                 hovertemplate=f"layer %{{y}}, head %{{x}}: %{{z:.3f}}<extra>{metric}</extra>",
             ),
             row=1,
             col=col,
         )
-    fig.update_layout(title=f"Attention heads: {model}")
-    fig.update_xaxes(title_text="head")
-    fig.update_yaxes(title_text="layer", dtick=1, col=1, autorange="reversed")
+    fig.update_layout(
+        title=f"Attention heads: {model}",
+        coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar": {"title": "share"}},
+        coloraxis2={
+            "colorscale": "Cividis",
+            "colorbar": {
+                "title": {"text": "nats", "side": "right"},
+                "orientation": "h",
+                "x": 0.5 / len(measures),
+                "xanchor": "center",
+                "len": 1.0 / len(measures),
+                "y": -0.36,
+                "yanchor": "top",
+                "thickness": 8,
+            },
+        },
+    )
+    fig.update_xaxes(title_text="head", dtick=2)
+    fig.update_yaxes(title_text="layer", dtick=1, col=1)
     fig.update_yaxes(autorange="reversed")
-    return apply_style(fig, style=style, column="double", height=340 if style == "screen" else 220)
+    apply_style(fig, style=style, column="double", height=400 if style == "screen" else 260)
+    return fig.update_layout(margin_b=110 if style == "screen" else 80)
 
 
 def best_head_bars(attention: pd.DataFrame, model: str, *, style: Style = "screen") -> go.Figure:
@@ -251,7 +268,9 @@ def best_head_bars(attention: pd.DataFrame, model: str, *, style: Style = "scree
         )
     )
     fig.update_layout(
-        title=f"Most-attended word is the head: {model}", barmode="group", bargap=0.25
+        title=f"Most-attended word is the head: {model} (labels: layer-head, offset)",
+        barmode="group",
+        bargap=0.25,
     )
     fig.update_xaxes(title_text="relation (UD)")
     fig.update_yaxes(title_text="accuracy (%)", range=[0, 108])

@@ -182,3 +182,22 @@ def test_sentences_over_the_model_limit_are_skipped_and_reported(tiny_model_dir)
     )
     assert sorted(m.index for m in maps) == [0, 2]
     assert skipped == [1]
+
+
+def test_reverse_direction_finds_heads_that_attend_to_their_dependents():
+    # Each word spreads its attention evenly over its dependents (no dependents: all on [SEP]):
+    # the dependent -> head direction finds nothing, the head -> dependent direction everything.
+    n = 9
+    maps = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    for word in range(1, 8):
+        dependents = [d for d, h in enumerate(SENTENCE.heads, start=1) if h == word]
+        for d in dependents:
+            maps[0, 0, word, d] = 1.0 / len(dependents)
+        if not dependents:
+            maps[0, 0, word, n - 1] = 1.0
+    maps[0, 0, 0, 0] = maps[0, 0, n - 1, n - 1] = 1.0
+    stats = HeadStatistics(n_layers=1, n_heads=1)
+    stats.add(SentenceAttention(index=0, tokens=maps, groups=torch.arange(n), n_words=7), SENTENCE)
+    table = stats.table()
+    assert _value(table, "dep_accuracy_reverse", 1, 0, "all") == 1.0
+    assert _value(table, "dep_accuracy", 1, 0, "all") < 0.5

@@ -17,6 +17,10 @@ layer 0, have none), over a sample of UD sentences:
   ``nsubj``; ``all`` pools every relation): share of dependents whose most-attended word is their
   head, on word-level maps (below) without [CLS]/[SEP] and without attention to the word itself,
   as Clark et al.'s ``attn_head_predictor``. Root words (no head word) are not scored.
+  ``dep_accuracy_reverse`` is the other direction (their ``mode="transpose"``, "head<-dep"):
+  the word that attends most to the dependent is its head. Clark et al.'s Table 1 reports the
+  better of the two directions per relation; :func:`probe.similarity.summary.best_heads` gives
+  both.
 - the fixed-offset baseline per relation: accuracy of "the head is the word ``k`` positions away"
   for ``k`` in -3..-1, 1..3 (Clark et al. report the best offset per relation).
 
@@ -251,7 +255,7 @@ class HeadStatistics:
     _token_rows: int = 0
     _uniform_entropy: float = 0.0
     _sums: dict[str, torch.Tensor] = field(default_factory=dict)
-    _correct: dict[str, torch.Tensor] = field(default_factory=dict)
+    _correct: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def _add_sum(self, name: str, value: torch.Tensor) -> None:
@@ -279,14 +283,19 @@ class HeadStatistics:
             self._add_sum(name, tokens[..., columns].sum(-1).sum(-1))
         words = attention.words()[..., 1:-1, 1:-1]  # drop [CLS]/[SEP] rows and columns
         heads = torch.tensor(sentence.heads) - 1  # 0-based; the root's head becomes -1
-        hits = (head_predictions(words) == heads).long()  # (L, H, n_words)
+        hits = {
+            "dep_accuracy": (head_predictions(words) == heads).long(),  # (L, H, n_words)
+            "dep_accuracy_reverse": (head_predictions(words.transpose(-1, -2)) == heads).long(),
+        }
         by_relation: dict[str, list[int]] = defaultdict(list)
         for index, (head, deprel) in enumerate(zip(sentence.heads, sentence.deprels, strict=True)):
             if head != 0:  # a root word has no head word to find
                 by_relation[relation_of(deprel)].append(index)
                 by_relation[ALL_RELATIONS].append(index)
         for relation, indices in by_relation.items():
-            self._correct[relation] = self._correct.get(relation, 0) + hits[..., indices].sum(-1)
+            for metric, hit in hits.items():
+                key = (metric, relation)
+                self._correct[key] = self._correct.get(key, 0) + hit[..., indices].sum(-1)
             self._counts[relation] += len(indices)
 
     def table(self) -> pd.DataFrame:
@@ -306,11 +315,11 @@ class HeadStatistics:
                  "n": self._token_rows, "value": float(means[layer, head])}
                 for layer, head in grid
             ]  # fmt: skip
-        for relation, correct in sorted(self._correct.items()):
+        for (metric, relation), correct in sorted(self._correct.items()):
             n = self._counts[relation]
             accuracy = (correct.double() / n).numpy()
             rows += [
-                {"layer": layer + 1, "head": head, "metric": "dep_accuracy", "relation": relation,
+                {"layer": layer + 1, "head": head, "metric": metric, "relation": relation,
                  "n": n, "value": float(accuracy[layer, head])}
                 for layer, head in grid
             ]  # fmt: skip

@@ -274,8 +274,12 @@ def attention_tables(table: pd.DataFrame) -> list[Table]:
     out = []
     best = best_heads(table)
     for model, part in best.groupby("model", sort=False):
-        t = Table(title=f"{model}: most-attended word = dependency head (Clark et al. 2019)")
-        for name in ("relation", "n", "best head", "accuracy", "best offset", "offset acc"):
+        t = Table(
+            title=f"{model}: most-attended word = dependency head (Clark et al. 2019); "
+            "head = layer-head, layer 1..L, head 0..H-1"
+        )
+        for name in ("relation", "n", "best head", "accuracy", "best offset", "offset acc",
+                     "best either direction", "accuracy "):  # fmt: skip
             t.add_column(name, justify="left" if name == "relation" else "right")
         order = [r for r in KEY_RELATIONS if r in set(part.relation)]
         for relation in order:
@@ -287,6 +291,8 @@ def attention_tables(table: pd.DataFrame) -> list[Table]:
                 f"{100 * row.accuracy:.1f}",
                 f"{int(row.offset):+d}",
                 f"{100 * row.offset_accuracy:.1f}",
+                f"{int(row.either_layer)}-{int(row.either_head)} {row.either_direction}",
+                f"{100 * row.either_accuracy:.1f}",
             )
         out.append(t)
     shares = mostly_shares(table)

@@ -88,32 +88,10 @@ class SimilaritySection(StrictModel):
         return self
 
     def check(self, study: Study) -> None:
-        """Before any model loads: named models exist, data files are there."""
-        from probe.data import dataset_file
+        """Before any model loads: the first problem of :func:`checks.check_similarity`."""
         from probe.errors import StudyError
+        from probe.similarity.checks import check_similarity
 
-        labels = [m.label for m in study.models]
-        if self.cka is not None:
-            if self.cka.reference is not None and self.cka.reference not in labels:
-                raise StudyError(
-                    f"similarity.cka.reference: {self.cka.reference!r} is not a model of the "
-                    f"study; use one of {', '.join(labels)}"
-                )
-            for index, name in enumerate(
-                self.cka.within if isinstance(self.cka.within, list) else []
-            ):
-                if name not in labels:
-                    raise StudyError(
-                        f"similarity.cka.within.{index}: {name!r} is not a model of the study; "
-                        f"use one of {', '.join(labels)}"
-                    )
-            corpus, _, split = self.cka.data.partition(":")
-            dataset_file(CKA_CORPORA[corpus][0], split)  # raises DataError naming the fix
-        if self.attention is not None:
-            for index, name in enumerate(self.attention.models or []):
-                if name not in labels:
-                    raise StudyError(
-                        f"similarity.attention.models.{index}: {name!r} is not a model of the "
-                        f"study; use one of {', '.join(labels)}"
-                    )
-            dataset_file("ud_english_ewt", self.attention.split)
+        problems = check_similarity(study)
+        if problems:
+            raise StudyError("; ".join(problems))

@@ -136,15 +136,17 @@ def cka_by_layer(cka: pd.DataFrame, *, style: Style = "screen") -> go.Figure:
             )
         fig.add_hline(
             y=_baseline(cka, metric),
-            line={"dash": "dot", "color": "#777777"},
+            line={"dash": "dash", "color": "#444444", "width": 1.5},
             annotation_text="random",
-            annotation_position="bottom right",
+            annotation_position="top left",
             row=1,
             col=col,
         )
     fig.update_layout(title=f"CKA with the same layer of {reference}")
     fig.update_xaxes(title_text="layer", dtick=1)
-    fig.update_yaxes(title_text="CKA", range=[min(0.0, float(across["value"].min())), 1.02], col=1)
+    low = min(-0.05, float(across["value"].min()) - 0.05)
+    fig.update_yaxes(range=[low, 1.02])
+    fig.update_yaxes(title_text="CKA", col=1)
     return apply_style(fig, style=style, column="double")
 
 

@@ -146,7 +146,7 @@ def run_cka(ctx: RunContext, section: CKASection) -> pd.DataFrame:
 
 def _baseline_text(frame: pd.DataFrame, metric: str) -> str:
     values = frame[(frame.control == "random") & (frame.metric == metric)].value
-    return f"{values.mean():+.4f} ± {values.std(ddof=0):.4f}"
+    return f"{values.mean():+.4f} ± {values.std(ddof=0):.1e} (sd of {len(values)} draws)"
 
 
 def cka_tables(frame: pd.DataFrame, reference: str) -> list[Table]:
@@ -165,9 +165,9 @@ def cka_tables(frame: pd.DataFrame, reference: str) -> list[Table]:
         )
         table.add_column("layer")
         for layer in grid.columns:
-            table.add_column(str(layer), justify="right")
+            table.add_column(str(int(layer)), justify="right")
         for layer, values in grid.iterrows():
-            table.add_row(str(layer), *(f"{v:.3f}" for v in values))
+            table.add_row(str(int(layer)), *(f"{v:.3f}" for v in values))
         tables.append(table)
     across = real[(real.model != reference) & (real.model_b == reference)]
     across = across[across.layer == across.layer_b]
@@ -181,7 +181,7 @@ def cka_tables(frame: pd.DataFrame, reference: str) -> list[Table]:
         table.add_column("estimator")
         layers = sorted(across.layer.unique())
         for layer in layers:
-            table.add_column(str(layer), justify="right")
+            table.add_column(str(int(layer)), justify="right")
         for (model, metric), part in across.groupby(["model", "metric"], sort=False):
             values = part.set_index("layer").value
             table.add_row(

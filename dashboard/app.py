@@ -32,6 +32,8 @@ PAGES = [
     st.Page("views/ablations.py", title="Pretraining ablations", icon=":material/compare:"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page("views/landscape.py", title="Landscape", icon=":material/terrain:"),
+    st.Page("views/cka.py", title="Layer similarity (CKA)", icon=":material/grid_on:"),
+    st.Page("views/attention.py", title="Attention heads", icon=":material/visibility:"),
     st.Page("views/details.py", title="Run details", icon=":material/info:"),
 ]
 page = st.navigation(PAGES)

@@ -108,7 +108,7 @@ class RunInfo:
     @property
     def compared(self) -> tuple[str, ...]:
         """What the run's tables call ``model``: study models (probe, embeddings), train jobs."""
-        uses_models = "probe" in self.planned or "embeddings" in self.planned
+        uses_models = any(s in self.planned for s in ("probe", "embeddings", "similarity"))
         return tuple(dict.fromkeys((*(self.models if uses_models else ()), *self.jobs)))
 
     @property
@@ -123,8 +123,9 @@ class RunInfo:
 
     @property
     def missing_tables(self) -> tuple[str, ...]:
-        """Main tables of planned stages that are not in ``results/`` yet."""
-        main = [stage(s).tables[0].name for s in self.planned]
+        """Always-written tables of planned stages that are not in ``results/`` yet (a stage whose
+        tables are all optional, such as ``similarity``, is followed through :attr:`missing`)."""
+        main = [t.name for s in self.planned for t in stage(s).tables if t.setting is None]
         return tuple(name for name in main if name not in self.tables)
 
     def asked_for(self, name: str) -> bool:

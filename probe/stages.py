@@ -23,6 +23,7 @@ from probe._schema import StrictModel
 from probe.embeddings.config import EmbeddingsSection
 from probe.landscape.config import LandscapeSection
 from probe.probes.config import ProbeSection
+from probe.similarity.config import SimilaritySection
 from probe.training.config import TrainSection
 
 __all__ = [
@@ -173,6 +174,20 @@ STAGES: tuple[Stage, ...] = (
                         optional=("landscape_1d", "landscape_2d", "sharpness")),
         ),
         check="probe.landscape.checks:check_landscape",
+    ),
+    Stage(
+        name="similarity",
+        section=SimilaritySection,
+        run="probe.similarity.stage:run_similarity",
+        tables=(TableSpec("cka", "`similarity.cka`"),
+                TableSpec("attention", "`similarity.attention`")),
+        figures=(
+            FigureGroup("cka", "Layer similarity (CKA)", "similarity", ("cka",),
+                        "probe.figures.groups:cka_figures"),
+            FigureGroup("attention", "Attention heads", "similarity", ("attention",),
+                        "probe.figures.groups:attention_figures"),
+        ),
+        check="probe.similarity.checks:check_similarity",
     ),
 )  # fmt: skip
 

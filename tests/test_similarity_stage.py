@@ -127,3 +127,51 @@ def test_figures_of_two_runs_combined_keep_each_models_own_map(run):
     assert {"cka_a-tiny", "cka_b-tiny", "cka_a-tiny-scratch", "cka_by_layer"} <= set(figures)
     # one line per run in the by-layer figure (scratch vs tiny), for each estimator
     assert len([t for t in figures["cka_by_layer"].data if t.type == "scatter"]) == 4
+
+
+def test_runner_draws_the_registry_figures_and_export_covers_them(run, tmp_path):
+    from probe.export import export_run
+
+    run_dir, _ = run
+    drawn = {p.stem for p in (run_dir / "figures").glob("*.html")}
+    assert {"cka_tiny", "cka_by_layer", "attention_tiny", "attention_relations_tiny"} <= drawn
+    result = export_run(run_dir, formats="html", out=tmp_path / "paper")
+    exported = {p.stem for p in (tmp_path / "paper").glob("*.html")}
+    assert drawn <= exported, result
+
+
+@pytest.mark.parametrize(
+    ("page", "needle"),
+    [
+        ("views/cka.py", "Linear CKA between layers: tiny"),
+        ("views/attention.py", "Attention heads"),
+    ],
+)
+def test_dashboard_pages_draw_the_similarity_figures(run, tmp_path, page, needle):
+    import json
+    import os
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    run_dir, _ = run
+    runs = tmp_path / "runs"
+    shutil.copytree(run_dir, runs / "tiny_similarity" / run_dir.name)
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    previous = os.environ.get("PROBE_RUNS_DIR")
+    os.environ["PROBE_RUNS_DIR"] = str(runs)
+    try:
+        at = AppTest.from_file(str(app), default_timeout=60)
+        at.session_state["selected_runs"] = [f"tiny_similarity/{run_dir.name}"]
+        at.run()
+        at.switch_page(page).run()
+    finally:
+        if previous is None:
+            del os.environ["PROBE_RUNS_DIR"]
+        else:
+            os.environ["PROBE_RUNS_DIR"] = previous
+    assert not at.exception, [e.value for e in at.exception]
+    charts = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+    titles = " ".join(str(c["layout"].get("title", {}).get("text", "")) for c in charts)
+    assert needle in titles
+    assert len(at.dataframe) >= 2  # the tables under the figures

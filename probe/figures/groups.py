@@ -23,7 +23,9 @@ __all__ = [
     "STYLES",
     "Style",
     "ablation_figures",
+    "attention_figures",
     "build_figures",
+    "cka_figures",
     "embeddings_figures",
     "landscape_figures",
     "probe_figures",
@@ -128,6 +130,20 @@ def landscape_figures(
         colors=colors,
         style=style,
     )
+
+
+def cka_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """``cka_<model>`` (layer x layer), ``cka_by_layer``, ``cka_checkpoints`` (steps)."""
+    from probe.figures.similarity import cka_figures as build
+
+    return build(tables["cka"], style=style)
+
+
+def attention_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """``attention_<model>`` (layer x head maps), ``attention_relations_<model>``."""
+    from probe.figures.similarity import attention_figures as build
+
+    return build(tables["attention"], style=style)
 
 
 def build_figures(

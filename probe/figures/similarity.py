@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -21,12 +20,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probe.figures.names import figure_name
 from probe.figures.style import apply_style, color_for
 
 __all__ = [
+    "attention_figures",
     "attention_heatmaps",
     "best_head_bars",
     "cka_by_layer",
+    "cka_figures",
     "cka_heatmap",
     "cka_over_checkpoints",
     "similarity_figures",
@@ -42,10 +44,6 @@ HEAD_MEASURES = {
     "dep_accuracy": "dep. accuracy",
 }
 RELATIONS = ("nsubj", "obj", "det", "amod", "case", "advmod", "aux", "mark", "conj", "compound")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-") or "x"
 
 
 def _real(cka: pd.DataFrame) -> pd.DataFrame:
@@ -279,29 +277,40 @@ def best_head_bars(attention: pd.DataFrame, model: str, *, style: Style = "scree
     return apply_style(fig, style=style, column="double")
 
 
+def cka_figures(cka: pd.DataFrame, *, style: Style = "screen") -> dict[str, go.Figure]:
+    """Every CKA figure the ``cka`` table supports."""
+    figures: dict[str, go.Figure] = {}
+    real = _real(cka)
+    for model in real[_within(real)]["model"].unique():
+        figures[figure_name("cka", model)] = cka_heatmap(cka, str(model), style=style)
+    across = _same_layer(cka)
+    if not across.empty:
+        figures["cka_by_layer"] = cka_by_layer(cka, style=style)
+        if _steps(across).nunique() > 1:
+            figures["cka_checkpoints"] = cka_over_checkpoints(cka, style=style)
+    return figures
+
+
+def attention_figures(attention: pd.DataFrame, *, style: Style = "screen") -> dict[str, go.Figure]:
+    """Every attention figure the ``attention`` table supports."""
+    figures: dict[str, go.Figure] = {}
+    for model in attention[attention["probe"] == "attention"]["model"].unique():
+        figures[figure_name("attention", model)] = attention_heatmaps(
+            attention, str(model), style=style
+        )
+        figures[figure_name("attention_relations", model)] = best_head_bars(
+            attention, str(model), style=style
+        )
+    return figures
+
+
 def similarity_figures(
     tables: Mapping[str, pd.DataFrame], *, style: Style = "screen"
 ) -> dict[str, go.Figure]:
     """Every similarity figure the given tables (``cka``, ``attention``) support."""
     figures: dict[str, go.Figure] = {}
-    cka = tables.get("cka")
-    if cka is not None and not cka.empty:
-        real = _real(cka)
-        within = real[_within(real)]
-        for model in within["model"].unique():
-            figures[f"cka_{_slug(model)}"] = cka_heatmap(cka, str(model), style=style)
-        across = _same_layer(cka)
-        if not across.empty:
-            figures["cka_by_layer"] = cka_by_layer(cka, style=style)
-            if _steps(across).notna().sum() and _steps(across).nunique() > 1:
-                figures["cka_checkpoints"] = cka_over_checkpoints(cka, style=style)
-    attention = tables.get("attention")
-    if attention is not None and not attention.empty:
-        for model in attention[attention["probe"] == "attention"]["model"].unique():
-            figures[f"attention_{_slug(model)}"] = attention_heatmaps(
-                attention, str(model), style=style
-            )
-            figures[f"attention_relations_{_slug(model)}"] = best_head_bars(
-                attention, str(model), style=style
-            )
+    if tables.get("cka") is not None and not tables["cka"].empty:
+        figures.update(cka_figures(tables["cka"], style=style))
+    if tables.get("attention") is not None and not tables["attention"].empty:
+        figures.update(attention_figures(tables["attention"], style=style))
     return figures

@@ -22,14 +22,11 @@ feature cache, so a probe stage on the same sentences reuses them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from probe._schema import StrictModel
-
-if TYPE_CHECKING:
-    from probe.study import Study
 
 __all__ = ["CKA_CORPORA", "AttentionSection", "CKASection", "SimilaritySection"]
 
@@ -86,12 +83,3 @@ class SimilaritySection(StrictModel):
         if self.cka is None and self.attention is None:
             raise ValueError("give cka: {}, attention: {} or both")
         return self
-
-    def check(self, study: Study) -> None:
-        """Before any model loads: the first problem of :func:`checks.check_similarity`."""
-        from probe.errors import StudyError
-        from probe.similarity.checks import check_similarity
-
-        problems = check_similarity(study)
-        if problems:
-            raise StudyError("; ".join(problems))

@@ -314,22 +314,16 @@ def attention_tables(table: pd.DataFrame) -> list[Table]:
 
 def run_similarity(ctx: RunContext) -> None:
     """Run the similarity stage of ``ctx.study`` (see module docstring)."""
-    from probe.figures.similarity import similarity_figures
-
     section = ctx.study.similarity
     assert section is not None
-    tables: dict[str, pd.DataFrame] = {}
     if section.cka is not None:
         frame = run_cka(ctx, section.cka)
         ctx.write_table("cka", frame)
-        tables["cka"] = ctx.read_table("cka")
         reference = section.cka.reference or ctx.study.models[0].label
-        for table in cka_tables(tables["cka"], reference):
+        for table in cka_tables(ctx.read_table("cka"), reference):
             ctx.console.print(table)
     if section.attention is not None:
         frame = run_attention(ctx, section.attention)
         ctx.write_table("attention", frame)
-        tables["attention"] = ctx.read_table("attention")
-        for table in attention_tables(tables["attention"]):
+        for table in attention_tables(ctx.read_table("attention")):
             ctx.console.print(table)
-    ctx.save_figures(similarity_figures(tables))

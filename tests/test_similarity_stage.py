@@ -148,30 +148,14 @@ def test_runner_draws_the_registry_figures_and_export_covers_them(run, tmp_path)
     ],
 )
 def test_dashboard_pages_draw_the_similarity_figures(run, tmp_path, page, needle):
-    import json
-    import os
     import shutil
 
-    from streamlit.testing.v1 import AppTest
+    from tests.test_dashboard import _app, _charts
 
     run_dir, _ = run
     runs = tmp_path / "runs"
     shutil.copytree(run_dir, runs / "tiny_similarity" / run_dir.name)
-    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    previous = os.environ.get("PROBE_RUNS_DIR")
-    os.environ["PROBE_RUNS_DIR"] = str(runs)
-    try:
-        at = AppTest.from_file(str(app), default_timeout=60)
-        at.session_state["selected_runs"] = [f"tiny_similarity/{run_dir.name}"]
-        at.run()
-        at.switch_page(page).run()
-    finally:
-        if previous is None:
-            del os.environ["PROBE_RUNS_DIR"]
-        else:
-            os.environ["PROBE_RUNS_DIR"] = previous
-    assert not at.exception, [e.value for e in at.exception]
-    charts = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
-    titles = " ".join(str(c["layout"].get("title", {}).get("text", "")) for c in charts)
+    at = _app(runs, [f"tiny_similarity/{run_dir.name}"], page)
+    titles = " ".join(str(c["layout"].get("title", {}).get("text", "")) for c in _charts(at))
     assert needle in titles
     assert len(at.dataframe) >= 2  # the tables under the figures

@@ -244,29 +244,25 @@ def best_head_bars(attention: pd.DataFrame, model: str, *, style: Style = "scree
     best = best[best["model"] == model].set_index("relation")
     order = [r for r in ("all", *RELATIONS) if r in best.index]
     best = best.loc[order]
+    series = [
+        ("best head", "accuracy", [f"{int(r.layer)}-{int(r['head'])}" for _, r in best.iterrows()],
+         "head"),
+        ("best fixed offset", "offset_accuracy", [f"{int(k):+d}" for k in best["offset"]],
+         "offset"),
+    ]  # fmt: skip
     fig = go.Figure()
-    fig.add_trace(
-        go.Bar(
-            x=order,
-            y=100 * best["accuracy"],
-            name="best head",
-            marker_color=color_for(0),
-            text=[f"{int(r.layer)}-{int(r['head'])}" for _, r in best.iterrows()],
-            textposition="outside",
-            hovertemplate="%{x}: head %{text}, %{y:.1f}%<extra></extra>",
+    for index, (name, column, labels, kind) in enumerate(series):
+        fig.add_trace(
+            go.Bar(
+                x=order,
+                y=100 * best[column],
+                name=name,
+                marker_color=color_for(index),
+                text=labels,
+                textposition="outside",
+                hovertemplate=f"%{{x}}: {kind} %{{text}}, %{{y:.1f}}%<extra></extra>",
+            )
         )
-    )
-    fig.add_trace(
-        go.Bar(
-            x=order,
-            y=100 * best["offset_accuracy"],
-            name="best fixed offset",
-            marker_color=color_for(1),
-            text=[f"{int(k):+d}" for k in best["offset"]],
-            textposition="outside",
-            hovertemplate="%{x}: offset %{text}, %{y:.1f}%<extra></extra>",
-        )
-    )
     fig.update_layout(
         title=f"Most-attended word is the head: {model} (labels: layer-head, offset)",
         barmode="group",

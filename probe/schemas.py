@@ -213,6 +213,30 @@ SCHEMAS: dict[str, TableSchema] = {
             probe=UNUSED,
             control=UNUSED,
         ),
+        TableSchema(
+            "cka",
+            (
+                Column("model_b", "str", "the model compared with `model` (itself: layer x layer)"),
+                Column("layer_b", "Int64", "the layer of `model_b` compared with `layer`"),
+                Column("n", "Int64", "words the CKA is computed on"),
+                Column("d", "Int64", "width of the random baseline's first matrix"),
+                Column("d_b", "Int64", "width of the random baseline's second matrix"),
+            ),
+            probe="`linear_cka`: linear CKA (metric cka_biased or cka_unbiased)",
+            control="`task`: the sample's word vectors; `random`: two independent Gaussian "
+            "matrices of the same shape (the baseline; `seed` numbers the draw)",
+        ),
+        TableSchema(
+            "attention",
+            (
+                Column("head", "Int64", "attention head 0..H-1 of `layer` (1..L)"),
+                Column("relation", "str", "UD relation (universal part), or `all`"),
+                Column("offset", "Int64", "the fixed offset k of an `offset` baseline row"),
+                Column("n", "Int64", "attending tokens, or scored dependents, behind the value"),
+            ),
+            probe="`attention`: one head's attention map; `offset`: the fixed-offset baseline",
+            control="`task`: UD English EWT annotations",
+        ),
     )
 }
 

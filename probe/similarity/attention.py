@@ -42,8 +42,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from probe.capture import _autocast, _special_ids, plan_batches, tokenize_words
+from probe.capture import _special_ids, plan_batches, tokenize_words
 from probe.data.conllu import UDSentence
+from probe.runtime import autocast
 
 __all__ = [
     "OFFSETS",
@@ -216,7 +217,7 @@ def attention_maps(
                 sequence = [*prefix, *window.token_ids, *suffix]
                 ids[row, : len(sequence)] = torch.tensor(sequence)
                 mask[row, : len(sequence)] = 1
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 outputs = model(
                     input_ids=ids.to(device),
                     attention_mask=mask.to(device),

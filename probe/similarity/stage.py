@@ -61,7 +61,8 @@ def cka_sentences(data: str, limit: int | None) -> tuple[list[tuple[str, ...]], 
 
 
 def _word_features(ctx: RunContext, encoder: Encoder, sentences, path: Path, label: str):
-    from probe.probes.stage import _resolve_layers, split_features
+    from probe.probes.features import split_features
+    from probe.probes.stage import _resolve_layers
 
     layers = _resolve_layers(ctx.study.capture.layers, encoder.n_layers, label)
     # split_features caches by sentences and source file; CKA needs no targets.

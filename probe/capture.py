@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from probe.errors import StudyError
 from probe.runtime import autocast
 
 __all__ = [
@@ -290,7 +291,11 @@ def _windows_for_sentence(
         better = inside & (context > best)
         owner[better], best[better] = w_index, context[better]
     if (owner < 0).any():
-        raise ValueError(f"a word has more subwords than the window ({max_tokens} tokens)")
+        longest = max(lengths)
+        raise StudyError(
+            f"capture.max_length: a word has {longest} word pieces, more than a window holds "
+            f"({max_tokens} after the special tokens); raise capture.max_length"
+        )
     windows = []
     for w_index, (lo, hi) in enumerate(spans):
         positions, words = [], []

@@ -209,7 +209,9 @@ def _hub_error(source: ModelSource, exc: Exception) -> ModelError:
         if offline or not Path(source.path).exists()
         else "check the folder holds config.json and weights"
     )
-    reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    # The hub's own text is long and says little more than "not found": keep its start only.
+    reason = str(exc).strip().splitlines()[0][:60] if str(exc).strip() else type(exc).__name__
+    reason = reason if len(reason) < 60 else reason.rstrip(". ") + "..."
     return ModelError(
         f"model {source.spec!r} could not be found locally or downloaded ({reason}); {how}"
     )

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
-from probe._schema import StrictModel
+from probe._schema import PathName, Seed, StrictModel
 from probe._yaml import (
     MAX_ECHO,
     DuplicateKeyError,
@@ -69,10 +69,10 @@ class ModelEntry(StrictModel):
 class StudyBase(StrictModel):
     """What every study has besides its stage sections (added from the registry below)."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: PathName
     description: str = ""
-    seed: int = 0
-    models: list[ModelEntry] = [ModelEntry(spec="embedded:minilm")]
+    seed: Seed = 0
+    models: Annotated[list[ModelEntry], Field(min_length=1)] = [ModelEntry(spec="embedded:minilm")]
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     runs_dir: str = "runs"
@@ -98,6 +98,25 @@ class StudyBase(StrictModel):
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
             raise ValueError(f"model names must be unique, got {duplicates} twice; add `name:`")
+        return self
+
+    @model_validator(mode="after")
+    def _trained_models_have_a_train_section(self) -> StudyBase:
+        from probe.errors import ProbeError
+        from probe.model_spec import ModelSpec
+
+        trained = []
+        for entry in self.models:
+            try:
+                if ModelSpec.parse(entry.spec).trained_job is not None:
+                    trained.append(entry.label)
+            except ProbeError:
+                continue  # a malformed spec is reported by the model check
+        if trained and getattr(self, "train", None) is None:
+            raise ValueError(
+                f"{', '.join(trained)} need the train section that makes them; add `train:` "
+                "or use run:<folder> for a model trained by an earlier run"
+            )
         return self
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from probe._yaml import shorten
 from probe.errors import ProbeError, StudyError
 from probe.stages import load_function, stage
 from probe.study import Study, load_study
@@ -29,24 +30,33 @@ def _model_problems(study: Study) -> list[str]:
             continue  # made by this run's train stage; its check says whether the job exists
         try:
             read_config(resolve_model(entry.spec))
-        except ProbeError as exc:
-            problems.append(f"models.{index} ({entry.label}): {exc}")
+        except (ProbeError, OSError) as exc:
+            problems.append(f"models.{index} ({entry.label}): {_reason(exc)}")
     return problems
+
+
+def _reason(exc: Exception) -> str:
+    """A problem in words; an OSError from a path in the study (a name too long for the file
+    system, a folder that cannot be read) is the user's input too, not a crash."""
+    if isinstance(exc, OSError) and not isinstance(exc, ProbeError):
+        return f"{exc.strerror or exc}: {shorten(str(exc.filename or ''), 60)}; use a shorter path"
+    return str(exc)
 
 
 def study_problems(study: Study) -> list[str]:
     """Problems that need models or files: the models, then each stage's check, in stage order."""
+    from probe.bounds import bound_problems
     from probe.trackers import tracker_problems
 
-    problems = _model_problems(study) + tracker_problems(study.report_to)
+    problems = _model_problems(study) + tracker_problems(study.report_to) + bound_problems(study)
     for name in study.stages:
         check = stage(name).check
         if check is None:
             continue
         try:
             problems += load_function(check)(study)
-        except ProbeError as exc:  # a check that raises still reports, with the others
-            problems.append(str(exc))
+        except (ProbeError, OSError) as exc:  # a check that raises still reports, with the others
+            problems.append(str(exc) if isinstance(exc, ProbeError) else f"{name}: {_reason(exc)}")
     return problems
 
 

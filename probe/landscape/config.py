@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from probe._schema import StrictModel
+from probe._schema import Seed, StrictModel
 from probe.training.config import FinetuneJob, TrainSection
 
 __all__ = [
@@ -101,7 +101,7 @@ class LandscapeSection(StrictModel):
     examples: dict[Literal["train", "dev"], PositiveInt] = {"train": 256, "dev": 256}
     batch_size: PositiveInt = 64
     max_length: Annotated[int, Field(gt=8)] = 64
-    seed: int | None = None
+    seed: Seed | None = None
     ignore: Literal["biasbn", "none"] = "biasbn"
     line: LineSection | None = LineSection()
     random_plane: RandomPlaneSection | None = RandomPlaneSection()

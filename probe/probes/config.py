@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from probe._schema import StrictModel
+from probe._schema import Seed, StrictModel
 from probe.data.sources import FileTask
 
 __all__ = ["CaptureSection", "ProbeSection", "SpanSection"]
@@ -48,7 +48,7 @@ class ProbeSection(StrictModel):
     C: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | None = None
     standardize: bool = False
     control: bool = True
-    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]
     bootstrap: Annotated[int, Field(ge=0)] = 1000
     span: SpanSection = SpanSection()
     mix: bool = False

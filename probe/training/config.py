@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from probe._schema import StrictModel
+from probe._schema import PathName, Seed, StrictModel
 
 __all__ = [
     "FINETUNE_TASKS",
@@ -68,13 +68,14 @@ DEFAULT_DUPE_FACTOR = 10
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class _JobBase(StrictModel):
     """What every job has: a name, a budget, the optimiser and the schedules."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
-    seed: int | None = None
+    name: PathName  # the folder checkpoints/<name>/
+    seed: Seed | None = None
     steps: PositiveInt | None = None
     epochs: Annotated[float, Field(gt=0)] | None = None
     batch_size: PositiveInt = 32
@@ -84,7 +85,8 @@ class _JobBase(StrictModel):
     warmup_ratio: Probability = 0.1
     warmup_steps: Annotated[int, Field(ge=0)] | None = None
     max_grad_norm: Annotated[float, Field(gt=0)] | None = 1.0
-    adam_betas: tuple[Probability, Probability] = (0.9, 0.999)
+    # Adam divides by 1 - beta**t: a beta of 1 is a division by zero on the first step.
+    adam_betas: tuple[Beta, Beta] = (0.9, 0.999)
     adam_eps: Annotated[float, Field(gt=0)] = 1e-8
     max_length: Annotated[int, Field(gt=8)] = 128
     log_every: PositiveInt = 10

@@ -7,8 +7,8 @@ surface as ordinary exceptions with a traceback.
 
 from __future__ import annotations
 
-# Problems a one-line error message lists, within about a terminal line or three (`probe check`
-# prints all of them, one per line).
+# Problems a one-line error message lists, and the length of each (`probe check` prints all of
+# them whole, one per line).
 MAX_PROBLEMS_SHOWN = 5
 MAX_MESSAGE_CHARS = 240
 
@@ -39,11 +39,7 @@ class StudyError(ProbeError, ValueError):
     def of(cls, problems: list[str], *, partial: object | None = None) -> StudyError:
         """One error listing ``problems``; the message shows the first few and counts the rest
         (a list of 1,000 bad items is one mistake, not a 100 kB line)."""
-        shown: list[str] = []
-        for problem in (_cut(p) for p in problems[:MAX_PROBLEMS_SHOWN]):
-            if shown and len("; ".join([*shown, problem])) > MAX_MESSAGE_CHARS:
-                break
-            shown.append(problem)
+        shown = [_cut(problem) for problem in problems[:MAX_PROBLEMS_SHOWN]]
         if len(problems) > len(shown):
             shown.append(f"and {len(problems) - len(shown)} more (`probe check` lists them)")
         return cls("; ".join(shown), partial=partial, problems=list(problems))

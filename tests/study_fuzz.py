@@ -6,7 +6,8 @@ dropped, renamed or added, a list emptied or doubled) and is validated in-proces
 
 - ``accepted``: validation passed; the study must then be *truly* valid: :func:`garbage` finds no
   non-finite float, negative or huge seed, unsafe name, or bound the model cannot meet.
-- ``clean``: a :class:`probe.errors.ProbeError` whose message is one line of at most 300 chars.
+- ``clean``: a :class:`probe.errors.ProbeError` whose message is one line of at most 300 chars
+  (or, when the mutation broke several things at once, lists each problem in at most 300).
 - ``messy``: a ProbeError with a longer or multi-line message.
 - ``traceback``: any other exception (a crash in validation, or later: a wrong number).
 - ``hang``: validation took longer than ``HANG_SECONDS``.
@@ -250,7 +251,14 @@ def classify(validate: Callable[[Path], Any], path: Path) -> tuple[str, str]:
         return "hang", f"over {HANG_SECONDS} s"
     except ProbeError as exc:
         message = f"error: {exc}"
-        if "\n" in message or len(message) > MAX_MESSAGE:
+        # One mistake, one short line. A mutation that breaks several things (emptying
+        # save_steps breaks every model that names a step) gets every problem at once, by
+        # design of the one validation step: then each of them must be short.
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        too_long = len(message) > MAX_MESSAGE and (
+            len(problems) == 1 or any(len(p) > MAX_MESSAGE for p in problems)
+        )
+        if "\n" in message or too_long:
             return "messy", message[:400]
         return "clean", message
     except Exception as exc:  # the point is to count them

@@ -87,7 +87,7 @@ def test_a_long_value_is_echoed_cut_short(tmp_path: Path) -> None:
 
 def test_many_problems_are_counted_not_listed(tmp_path: Path) -> None:
     text = "name: x\nmodels: [" + ", ".join(["{spec: 1, bad: 2}"] * 500) + "]\n"
-    assert "and 995 more problems" in _error(tmp_path, text)
+    assert "and 995 more (`probe check` lists them)" in _error(tmp_path, text)
 
 
 def test_a_huge_file_is_not_read_as_a_study(tmp_path: Path) -> None:

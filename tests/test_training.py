@@ -336,6 +336,7 @@ def test_stage_pretrains_then_finetunes_from_the_checkpoint_and_writes_tidy_curv
     finetune = {
         "kind": "finetune",
         "task": "sst2",
+        "max_length": 64,  # the tiny model's positions (validation refuses more)
         "steps": 60,
         "batch_size": 16,
         "lr": 3e-3,

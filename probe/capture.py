@@ -37,6 +37,7 @@ __all__ = [
     "plan_batches",
     "position_limit",
     "tokenize_words",
+    "word_prefix",
 ]
 
 
@@ -202,7 +203,7 @@ class BatchPlan:
 _PROBE_WORDS = ("Probing", "words")
 
 
-def _word_prefix(tokenizer: object) -> str:
+def word_prefix(tokenizer: object) -> str:
     """What to put before each word so that pre-split words tokenize as in running text.
 
     WordPiece and SentencePiece (Metaspace) tokenizers mark word starts themselves: ``""``.
@@ -240,13 +241,13 @@ def tokenize_words(tokenizer: object, sentences: Sequence[Sequence[str]]) -> lis
     """Subword ids of every word of every sentence, shape ``[sentence][word][subword]``.
 
     The subwords are those of the sentence as running text (words joined by spaces), for
-    WordPiece, SentencePiece and byte-level BPE tokenizers alike (see :func:`_word_prefix`).
+    WordPiece, SentencePiece and byte-level BPE tokenizers alike (see :func:`word_prefix`).
     A word the tokenizer maps to nothing (e.g. a lone zero-width character) gets the unknown
     token, so that every word has at least one subword and hence a vector.
     """
     if not sentences:
         return []
-    prefix = _word_prefix(tokenizer)
+    prefix = word_prefix(tokenizer)
     encoded = tokenizer(  # type: ignore[operator]
         [[prefix + w for w in s] for s in sentences],
         is_split_into_words=True,

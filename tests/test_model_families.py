@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from probe.capture import capture_layers, capture_words, hook_points, position_limit, tokenize_words
+from probe.capture import (
+    capture_layers,
+    capture_words,
+    hook_points,
+    position_limit,
+    tokenize_words,
+    word_prefix,
+)
 from tests.tiny_families import FAMILIES, SENTENCES, TOKENIZERS, tiny_model
 
 
@@ -72,6 +79,13 @@ def test_word_subwords_are_those_of_the_running_text(kind: str) -> None:
         for word, ids in zip(words, sentence, strict=True):
             # WordPiece decodes "L'" as "L '" (a space between its pre-tokens).
             assert tokenizer.decode(ids).replace(" ", "") == word
+
+
+@pytest.mark.parametrize(
+    ("kind", "prefix"), [("wordpiece", ""), ("unigram", ""), ("byte_bpe", " ")]
+)
+def test_only_byte_level_tokenizers_need_a_space_before_each_word(kind: str, prefix: str) -> None:
+    assert word_prefix(TOKENIZERS[kind]()) == prefix
 
 
 def test_byte_level_words_keep_their_space_marker() -> None:

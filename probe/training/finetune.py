@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 (the PyTorch convention)
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from probe.capture import hook_points
+from probe.capture import hook_points, word_prefix
 from probe.data import dataset_file, iob2_spans, load_task, read_sst2
 from probe.errors import StudyError
 from probe.models import load_model, load_tokenizer, resolve_model
@@ -186,8 +186,10 @@ class FinetuneObjective:
     def _encode_words(
         self, sentences: Sequence[Sequence[str]], gold: list[np.ndarray], split: str
     ) -> _Split:
+        # Byte-level BPE (RoBERTa) needs each word's leading space, as in running text.
+        prefix = word_prefix(self.tokenizer)
         enc = self.tokenizer(
-            [list(s) for s in sentences],
+            [[prefix + w for w in s] for s in sentences],
             is_split_into_words=True,
             truncation=True,
             max_length=self._max_length(split),

@@ -526,3 +526,28 @@ def test_each_epoch_visits_every_example_once_and_grouping_by_length_cuts_paddin
         return int((batches.max(axis=1, keepdims=True) - batches).sum())
 
     assert padding(grouped) < padding(plain) / 4
+
+
+def test_both_objectives_provide_every_member_of_the_objective_protocol(
+    corpus: Path, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typing import get_type_hints
+
+    from probe.training.config import FinetuneJob
+    from probe.training.finetune import build_finetune
+    from probe.training.objective import Objective
+
+    monkeypatch.setenv("PROBE_DATA_DIR", str(write_sst2(tmp_path / "data")))
+    finetune = FinetuneJob(
+        name="f", kind="finetune", model=str(tiny_model_dir), task="sst2", steps=1, max_length=64
+    )
+    members = set(get_type_hints(Objective)) | {
+        name for name, value in vars(Objective).items() if callable(value) and name[0] != "_"
+    }
+    assert {"batch", "loss", "evaluate", "extra_evaluations", "lengths"} <= members
+    for objective in (
+        build_pretrain(tiny_pretrain(corpus), seed=0),
+        build_finetune(finetune, seed=0),
+    ):
+        missing = sorted(m for m in members if not hasattr(objective, m))
+        assert not missing, f"{type(objective).__name__} lacks {missing}"

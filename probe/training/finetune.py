@@ -90,123 +90,143 @@ def _bio_tags(
     return tags
 
 
-class FinetuneObjective:
-    """What the training loop needs for one fine-tuning job (see :mod:`probe.training.loop`)."""
+def _max_length(job: FinetuneJob, tokenizer: Any, split: str) -> int:
+    if split == "train":
+        return job.max_length
+    # Evaluation sees whole sentences as far as the model allows.
+    return min(512, int(getattr(tokenizer, "model_max_length", 512) or 512))
 
-    greater_is_better = True
 
-    def __init__(self, job: FinetuneJob, *, seed: int, run_dir: Any = None):
-        self.job = job
-        self.task = job.task
-        self.seed = seed
-        source = resolve_model(job.model, run_dir=run_dir)
-        self.tokenizer = load_tokenizer(source)
-        self.sentence_task = job.task == "sst2"
-        self.main_metric = "f1" if job.task.startswith("ner") else "accuracy"
-        self.splits: dict[str, _Split] = {}
-        if self.sentence_task:
-            self.label_names = ["negative", "positive"]
-            for split in ("train", "dev"):
-                examples = read_sst2(dataset_file("sst2_glue", split))
-                examples = examples[: job.limit.get(split) or len(examples)]
-                self.splits[split] = self._encode_sentences(
-                    [e.sentence for e in examples], [int(e.label) for e in examples], split
-                )
-            model_class = AutoModelForSequenceClassification
+def _encode_sentences(
+    tokenizer: Any, sentences: list[str], labels: list[int], length: int
+) -> _Split:
+    enc = tokenizer(sentences, truncation=True, max_length=length)
+    features = [{k: enc[k][i] for k in enc} for i in range(len(sentences))]
+    gold = [np.asarray([y]) for y in labels]
+    return _Split(features, list(labels), gold, [np.zeros(1, dtype=np.int64)] * len(labels))
+
+
+def _encode_words(
+    tokenizer: Any, sentences: Sequence[Sequence[str]], gold: list[np.ndarray], length: int
+) -> _Split:
+    # Byte-level BPE (RoBERTa) needs each word's leading space, as in running text.
+    prefix = word_prefix(tokenizer)
+    enc = tokenizer(
+        [[prefix + w for w in s] for s in sentences],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=length,
+    )
+    features, labels, firsts = [], [], []
+    for i, sent in enumerate(sentences):
+        word_ids = enc.word_ids(i)
+        first = np.full(len(sent), -1, dtype=np.int64)
+        piece_labels = [IGNORE_INDEX] * len(word_ids)
+        for pos, w in enumerate(word_ids):
+            if w is not None and first[w] < 0:
+                first[w] = pos
+                piece_labels[pos] = int(gold[i][w])
+        features.append({k: enc[k][i] for k in enc})
+        labels.append(piece_labels)
+        firsts.append(first)
+    return _Split(features, labels, gold, firsts)
+
+
+def _sentence_splits(job: FinetuneJob, tokenizer: Any) -> tuple[dict[str, _Split], list[str]]:
+    """SST-2 train and dev, encoded (the first ``limit`` sentences of each)."""
+    splits = {}
+    for split in ("train", "dev"):
+        examples = read_sst2(dataset_file("sst2_glue", split))
+        examples = examples[: job.limit.get(split) or len(examples)]
+        splits[split] = _encode_sentences(
+            tokenizer,
+            [e.sentence for e in examples],
+            [int(e.label) for e in examples],
+            _max_length(job, tokenizer, split),
+        )
+    return splits, ["negative", "positive"]
+
+
+def _word_gold(data: Any, split: str, index: dict[str, int]) -> list[np.ndarray]:
+    """Per sentence, the label id of every word (BIO tags for a span task, -100 for no label)."""
+    part = data.splits[split]
+    per_sentence: list[list[tuple[int, int, int]]] = [[] for _ in part.sentences]
+    for row, label in zip(part.targets.tolist(), part.labels.tolist(), strict=True):
+        per_sentence[row[0]].append((row[1], row[2], label))
+    gold = []
+    for sent, items in zip(part.sentences, per_sentence, strict=True):
+        if data.kind == "span":
+            spans = np.asarray([(s, e) for s, e, _ in items]).reshape(-1, 2)
+            tags = _bio_tags(len(sent), spans, np.asarray([x for *_, x in items]), data.label_names)
+            gold.append(np.asarray([index[t] for t in tags]))
         else:
-            data = load_task(job.task, limit=dict(job.limit), seed=seed)
-            if data.kind == "span":
-                self.label_names = ["O", *(f"{p}-{t}" for t in data.label_names for p in "BI")]
-            else:
-                self.label_names = list(data.label_names)
-            index = {name: i for i, name in enumerate(self.label_names)}
-            for split in ("train", "dev", "test") if job.test else ("train", "dev"):
-                part = data.splits[split]
-                words = part.sentences
-                per_sentence = [[] for _ in words]
-                for row, label in zip(part.targets.tolist(), part.labels.tolist(), strict=True):
-                    per_sentence[row[0]].append((row[1], row[2], label))
-                gold = []
-                for sent, items in zip(words, per_sentence, strict=True):
-                    if data.kind == "span":
-                        spans = np.asarray([(s, e) for s, e, _ in items]).reshape(-1, 2)
-                        tags = _bio_tags(
-                            len(sent), spans, np.asarray([x for *_, x in items]), data.label_names
-                        )
-                        gold.append(np.asarray([index[t] for t in tags]))
-                    else:
-                        g = np.full(len(sent), IGNORE_INDEX)
-                        for s, _e, label in items:
-                            g[s] = label
-                        gold.append(g)
-                self.splits[split] = self._encode_words(words, gold, split)
-            model_class = AutoModelForTokenClassification
+            g = np.full(len(sent), IGNORE_INDEX)
+            for s, _e, label in items:
+                g[s] = label
+            gold.append(g)
+    return gold
+
+
+def _token_splits(
+    job: FinetuneJob, tokenizer: Any, seed: int
+) -> tuple[dict[str, _Split], list[str]]:
+    """Word or span task splits, encoded with a label on the first piece of every word."""
+    data = load_task(job.task, limit=dict(job.limit), seed=seed)
+    if data.kind == "span":
+        label_names = ["O", *(f"{p}-{t}" for t in data.label_names for p in "BI")]
+    else:
+        label_names = list(data.label_names)
+    index = {name: i for i, name in enumerate(label_names)}
+    splits = {}
+    for split in ("train", "dev", "test") if job.test else ("train", "dev"):
+        gold = _word_gold(data, split, index)
+        length = _max_length(job, tokenizer, split)
+        splits[split] = _encode_words(tokenizer, data.splits[split].sentences, gold, length)
+    return splits, label_names
+
+
+def _head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """First names of the parameters outside the encoder (the task head): they get head_lr."""
+    prefix = model.base_model_prefix
+    return tuple(
+        name.split(".")[0] + "."
+        for name, _ in model.named_parameters()
+        if not name.startswith(prefix + ".")
+    )
+
+
+@dataclass
+class FinetuneObjective:
+    """What the training loop needs for one fine-tuning job (:class:`~probe.training.objective.\
+Objective`); made by :func:`build_finetune`, which loads the data and the model.
+
+    Attributes
+    ----------
+    job : the job's study section.
+    tokenizer, model : the model (with its new, seeded task head) and its tokenizer.
+    splits : encoded ``train``, ``dev`` (and ``test``) examples.
+    label_names : label of each class id.
+    frozen : hook names of the frozen layers.
+    """
+
+    job: FinetuneJob
+    tokenizer: Any
+    model: Any
+    splits: dict[str, _Split]
+    label_names: list[str]
+    frozen: list[str]
+    greater_is_better = True
+    find_unused_parameters = False
+
+    def __post_init__(self) -> None:
+        self.task = self.job.task
+        self.sentence_task = self.job.task == "sst2"
+        self.main_metric = "f1" if self.job.task.startswith("ner") else "accuracy"
         self.n_examples = len(self.splits["train"].features)
         self.lengths = np.asarray([len(f["input_ids"]) for f in self.splits["train"].features])
-        if self.n_examples == 0:
-            raise StudyError(f"job {job.name!r}: no training examples (check limit)")
-        label_kwargs = {
-            "num_labels": len(self.label_names),
-            "id2label": dict(enumerate(self.label_names)),
-            "label2id": {n: i for i, n in enumerate(self.label_names)},
-        }
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
-        try:
-            with torch.random.fork_rng(devices=[]), quiet_progress():
-                torch.manual_seed(seed)  # the new head's initial weights
-                self.model = load_model(source, model_class, seed=seed, **label_kwargs)
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-        self.frozen = freeze_lowest_layers(self.model, job.freeze_layers)
         self.module: nn.Module = self.model
-        prefix = self.model.base_model_prefix
-        self.head_prefixes = tuple(
-            name.split(".")[0] + "."
-            for name, _ in self.model.named_parameters()
-            if not name.startswith(prefix + ".")
-        )
-        self.find_unused_parameters = False
-        self.final_splits = ("test",) if job.test else ()
-
-    # ------------------------------------------------------------------ encoding
-
-    def _max_length(self, split: str) -> int:
-        if split == "train":
-            return self.job.max_length
-        # Evaluation sees whole sentences as far as the model allows.
-        return min(512, int(getattr(self.tokenizer, "model_max_length", 512) or 512))
-
-    def _encode_sentences(self, sentences: list[str], labels: list[int], split: str) -> _Split:
-        enc = self.tokenizer(sentences, truncation=True, max_length=self._max_length(split))
-        features = [{k: enc[k][i] for k in enc} for i in range(len(sentences))]
-        gold = [np.asarray([y]) for y in labels]
-        return _Split(features, list(labels), gold, [np.zeros(1, dtype=np.int64)] * len(labels))
-
-    def _encode_words(
-        self, sentences: Sequence[Sequence[str]], gold: list[np.ndarray], split: str
-    ) -> _Split:
-        # Byte-level BPE (RoBERTa) needs each word's leading space, as in running text.
-        prefix = word_prefix(self.tokenizer)
-        enc = self.tokenizer(
-            [[prefix + w for w in s] for s in sentences],
-            is_split_into_words=True,
-            truncation=True,
-            max_length=self._max_length(split),
-        )
-        features, labels, firsts = [], [], []
-        for i, sent in enumerate(sentences):
-            word_ids = enc.word_ids(i)
-            first = np.full(len(sent), -1, dtype=np.int64)
-            piece_labels = [IGNORE_INDEX] * len(word_ids)
-            for pos, w in enumerate(word_ids):
-                if w is not None and first[w] < 0:
-                    first[w] = pos
-                    piece_labels[pos] = int(gold[i][w])
-            features.append({k: enc[k][i] for k in enc})
-            labels.append(piece_labels)
-            firsts.append(first)
-        return _Split(features, labels, gold, firsts)
+        self.head_prefixes = _head_prefixes(self.model)
+        self.final_splits: tuple[str, ...] = ("test",) if self.job.test else ()
 
     def _collate(self, split: _Split, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer.pad([split.features[i] for i in indices], return_tensors="pt")
@@ -287,6 +307,10 @@ class FinetuneObjective:
             return correct / max(total, 1)
         return 2 * tp / max(n_pred + n_gold, 1)
 
+    def extra_evaluations(self, module: nn.Module, device: torch.device) -> list[dict[str, Any]]:
+        """Fine-tuning has no evaluation sets besides dev."""
+        return []
+
     def baseline_rows(self) -> list[dict[str, Any]]:
         """The majority-label baseline on dev (accuracy tasks only)."""
         if self.main_metric != "accuracy":
@@ -300,4 +324,28 @@ class FinetuneObjective:
 
 def build_finetune(job: FinetuneJob, *, seed: int, run_dir: Any = None) -> FinetuneObjective:
     """Load data, tokenizer and model (with a seeded new head) for a fine-tuning job."""
-    return FinetuneObjective(job, seed=seed, run_dir=run_dir)
+    source = resolve_model(job.model, run_dir=run_dir)
+    tokenizer = load_tokenizer(source)
+    if job.task == "sst2":
+        splits, label_names = _sentence_splits(job, tokenizer)
+        model_class = AutoModelForSequenceClassification
+    else:
+        splits, label_names = _token_splits(job, tokenizer, seed)
+        model_class = AutoModelForTokenClassification
+    if not splits["train"].features:
+        raise StudyError(f"job {job.name!r}: no training examples (check limit)")
+    label_kwargs = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {n: i for i, n in enumerate(label_names)},
+    }
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
+    try:
+        with torch.random.fork_rng(devices=[]), quiet_progress():
+            torch.manual_seed(seed)  # the new head's initial weights
+            model = load_model(source, model_class, seed=seed, **label_kwargs)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    frozen = freeze_lowest_layers(model, job.freeze_layers)
+    return FinetuneObjective(job, tokenizer, model, splits, label_names, frozen)

@@ -1,24 +1,12 @@
 """The training loop shared by pretraining and fine-tuning, on top of ``accelerate``.
 
-One loop, readable in one sitting (after nanoGPT): small helpers that pick a step's examples, then
-``evaluate/checkpoint -> forward/backward with accumulation -> clip/step -> log``. What differs
-between pretraining and fine-tuning lives in an *objective* object
-(:class:`probe.training.pretrain.PretrainObjective`,
-:class:`probe.training.finetune.FinetuneObjective`) with this interface::
-
-    task, main_metric, greater_is_better, n_examples   # n_examples: examples per epoch
-    model, tokenizer        # what checkpoints save (an HF PreTrainedModel and its tokenizer)
-    module                  # what is trained: the model, or a loss wrapper around it
-    head_prefixes           # parameter-name prefixes that get head_lr
-    find_unused_parameters  # whether data-parallel training must expect unused parameters
-    batch(examples, generator) -> dict of CPU tensors     # examples: [(epoch, index), ...]
-    n_tokens(batch) -> tensor                             # non-padding tokens, for throughput
-    loss(module, batch) -> {"loss": ..., other parts}     # scalars
-    evaluate(module, device, split="dev") -> {metric: float}
-    extra_evaluations(module, device)   # optional: [{"split", "metric", "value"}] at each eval
-    final_splits            # optional: splits scored once after the last step (e.g. test)
-    baseline_rows() -> [{"split", "metric", "value"}]     # constant reference lines
-    lengths                 # optional: tokens per training example, for group_by_length
+One loop, readable in one sitting (after nanoGPT): :func:`train_job` sets a job up, then runs
+named steps over a small state (:class:`_JobState`): ``_forward_backward`` (micro-batches with
+accumulation) -> ``_optimizer_step`` (clip, step, schedule) -> ``_after_step`` (log, evaluate,
+checkpoint when due), and ``_finish`` (final splits, throughput, ``final/``). What differs
+between pretraining and fine-tuning lives in an *objective*
+(:class:`probe.training.objective.Objective`: data, model, loss and metrics), built by
+:func:`probe.training.pretrain.build_pretrain` or :func:`probe.training.finetune.build_finetune`.
 
 Reproducibility: ``batch_size`` is the number of sequences per optimizer step over all processes
 and micro-batches, so one study file means the same optimisation on 1 CPU or 8 GPUs. The
@@ -39,6 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +35,7 @@ import numpy as np
 import torch
 from accelerate.utils import gather_object
 from rich.console import Console
+from torch import nn
 from transformers import AutoConfig
 
 from probe.errors import StudyError
@@ -62,6 +52,7 @@ from probe.training.checkpoint import (
     set_rng_state,
 )
 from probe.training.config import RESUMABLE_FIELDS, FinetuneJob, PretrainJob, saved_steps
+from probe.training.objective import Objective
 from probe.training.optim import build_optimizer, warmup_steps
 
 __all__ = ["accelerator_for", "mixed_precision", "total_steps", "train_job"]
@@ -150,7 +141,7 @@ def _check_same_job(saved: dict[str, Any], job: PretrainJob | FinetuneJob, where
 
 
 def _restore(
-    folder: Path, objective: Any, job: PretrainJob | FinetuneJob, seed: int
+    folder: Path, objective: Objective, job: PretrainJob | FinetuneJob, seed: int
 ) -> dict[str, Any]:
     """Check that ``folder`` belongs to this job, load its weights; returns its training state."""
     state = load_state(folder, optimizer=True)
@@ -171,9 +162,277 @@ def _restore(
     return state
 
 
+@dataclass
+class _JobState:
+    """What the steps of one job share: its setup, and the progress that checkpoints record."""
+
+    job: PretrainJob | FinetuneJob
+    objective: Objective
+    accelerator: Any
+    module: nn.Module  # the prepared (possibly wrapped) objective.module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    stream: _ExampleStream
+    job_dir: Path
+    seed: int
+    n_steps: int
+    save_at: set[int]
+    micro: int  # sequences per micro-batch per process
+    console: Console
+    publish: Callable[[list[dict[str, Any]]], None] | None
+    resumed: bool = False
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    pending: list[dict[str, Any]] = field(default_factory=list)  # step losses not yet logged
+    eval_seconds: float = 0.0
+    save_seconds: float = 0.0
+    tokens: float = 0.0  # non-padding tokens trained on, over every process
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    def epoch_of(self, step: int) -> float:
+        """How many passes over the training examples the model has seen at ``step``."""
+        return step * self.job.batch_size / self.objective.n_examples
+
+    def row(self, at: int | None, split: str, metric: str, value: float) -> dict[str, Any]:
+        epoch = None if at is None else self.epoch_of(at)
+        return {"step": at, "epoch": epoch, "split": split, "metric": metric, "value": value}
+
+
+def _setup(
+    job: PretrainJob | FinetuneJob,
+    objective: Objective,
+    *,
+    job_dir: Path,
+    seed: int,
+    precision: str,
+    device: torch.device,
+    console: Console,
+    publish: Callable[[list[dict[str, Any]]], None] | None,
+) -> _JobState:
+    """Accelerator, optimizer, schedule and example stream of a job (before any resume)."""
+    accelerator = accelerator_for(precision, device, objective.find_unused_parameters)
+    world = accelerator.num_processes
+    if job.batch_size % (job.grad_accum * world):
+        raise StudyError(
+            f"job {job.name!r}: batch_size {job.batch_size} is not divisible by grad_accum "
+            f"({job.grad_accum}) x processes ({world}); batch_size counts sequences per step"
+        )
+    n_steps = total_steps(job, objective.n_examples)
+    optimizer, scheduler = build_optimizer(
+        objective.module,
+        lr=job.lr,
+        weight_decay=job.weight_decay,
+        betas=job.adam_betas,
+        eps=job.adam_eps,
+        total_steps=n_steps,
+        n_warmup=warmup_steps(n_steps, job.warmup_ratio, job.warmup_steps),
+        head_lr=getattr(job, "head_lr", None),
+        head_prefixes=objective.head_prefixes,
+    )
+    lengths = objective.lengths if job.group_by_length else None
+    return _JobState(
+        job=job,
+        objective=objective,
+        accelerator=accelerator,
+        module=objective.module,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        stream=_ExampleStream(objective.n_examples, seed, lengths, group=50 * job.batch_size),
+        job_dir=job_dir,
+        seed=seed,
+        n_steps=n_steps,
+        save_at=set(saved_steps(job, n_steps)),
+        micro=job.batch_size // (job.grad_accum * world),
+        console=console,
+        publish=publish,
+    )
+
+
+def _prepare(s: _JobState, resume_from: Path | None) -> None:
+    """Load a resume point (weights, optimizer, RNG, history) or seed a fresh start."""
+    saved = _restore(resume_from, s.objective, s.job, s.seed) if resume_from is not None else None
+    s.module, s.optimizer = s.accelerator.prepare(s.objective.module, s.optimizer)
+    if saved is None:
+        seed_everything(s.seed)
+        s.history = [{"step": None, "epoch": None, **r} for r in s.objective.baseline_rows()]
+        return
+    s.resumed = True
+    s.optimizer.load_state_dict(saved["optimizer_state"]["optimizer"])
+    s.scheduler.load_state_dict(saved["optimizer_state"]["scheduler"])
+    scaler = s.accelerator.scaler
+    if scaler is not None and saved["optimizer_state"].get("scaler"):
+        scaler.load_state_dict(saved["optimizer_state"]["scaler"])
+    s.step = int(saved["step"])
+    s.history = list(saved["history"])
+    s.best = saved.get("best")
+    rng_states = saved["rng"]
+    set_rng_state(rng_states[s.rank] if len(rng_states) == s.world else rng_states[0])
+    s.console.print(f"{s.job.name}: resuming from {resume_from.name} (step {s.step}/{s.n_steps})")
+
+
+def _evaluate(s: _JobState, at: int) -> None:
+    """Dev metrics (and the objective's other sets) at step ``at``; track the best step."""
+    start = time.perf_counter()
+    model, device = s.accelerator.unwrap_model(s.module), s.accelerator.device
+    metrics = s.objective.evaluate(model, device)
+    s.history.extend(s.row(at, "dev", name, float(value)) for name, value in metrics.items())
+    for row in s.objective.extra_evaluations(model, device):
+        s.history.append({"step": at, "epoch": s.epoch_of(at), **row})
+    main = metrics.get(s.objective.main_metric)
+    if main is not None:
+        better = s.best is None or (
+            main > s.best["value"] if s.objective.greater_is_better else main < s.best["value"]
+        )
+        if better:
+            s.best = {"metric": s.objective.main_metric, "value": float(main), "step": at}
+    if metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        s.console.print(f"{s.job.name} step {at}/{s.n_steps}: dev {shown}")
+    s.eval_seconds += time.perf_counter() - start
+
+
+def _flush(s: _JobState) -> None:
+    """Log the pending steps' losses: one host sync per flush, not per step."""
+    if not s.pending:
+        return
+    names = [k for k in s.pending[0] if k not in ("step", "lr")]
+    values = torch.stack([torch.stack([p[k].float() for k in names]) for p in s.pending])
+    values = s.accelerator.reduce(values, reduction="mean") if s.world > 1 else values
+    for pending, vals in zip(s.pending, values.tolist(), strict=True):
+        at = pending["step"]
+        for name, value in zip(names, vals, strict=True):
+            if name != "tokens":
+                s.history.append(s.row(at, "train", name, value))
+        s.history.append(s.row(at, "train", "lr", pending["lr"]))
+    s.tokens += float(values[:, names.index("tokens")].sum()) * s.world
+    s.pending.clear()
+
+
+def _training_state(s: _JobState, at: int, **extra: Any) -> dict[str, Any]:
+    """What ``training_state.pt`` of the checkpoint at step ``at`` records."""
+    return {
+        "step": at,
+        "job": _job_config(s.job),
+        "seed": s.seed,
+        "best": s.best,
+        "architecture": architecture(s.objective.model.config),
+        "world_size": s.world,
+        "history": s.history,
+        **extra,
+    }
+
+
+def _checkpoint(s: _JobState, at: int) -> None:
+    """Save ``step-<at>/`` (weights, training state, optimizer) and publish the history."""
+    start = time.perf_counter()
+    rng = gather_object([get_rng_state()])  # every process's RNG, for an exact resume
+    if s.accelerator.is_main_process:
+        scaler = s.accelerator.scaler
+        optimizer_state = {
+            "optimizer": s.optimizer.state_dict(),
+            "scheduler": s.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+        }
+        # objective.model is the HF model itself (the prepared module wraps it, or is it)
+        save_checkpoint(
+            s.job_dir / f"step-{at}",
+            model=s.objective.model,
+            tokenizer=s.objective.tokenizer,
+            state=_training_state(s, at, rng=rng),
+            optimizer_state=optimizer_state,
+        )
+        prune_optimizer_states(s.job_dir, s.job.keep_optimizer)
+        if s.publish is not None:
+            s.publish(s.history)
+    s.accelerator.wait_for_everyone()
+    s.save_seconds += time.perf_counter() - start
+
+
+def _forward_backward(s: _JobState) -> dict[str, torch.Tensor]:
+    """Gradients of one optimizer step, accumulated over ``grad_accum`` micro-batches.
+
+    Returns the step's loss parts (averaged over micro-batches) and its token count.
+    """
+    job, accelerator = s.job, s.accelerator
+    parts: dict[str, torch.Tensor] = {}
+    for m in range(job.grad_accum):
+        first = s.step * job.batch_size + (m * s.world + s.rank) * s.micro
+        examples = [s.stream(p) for p in range(first, first + s.micro)]
+        generator = torch.Generator().manual_seed(
+            _derived_seed(s.seed, _MASKING_TAG, s.step, m, s.rank)
+        )
+        batch = s.objective.batch(examples, generator)
+        n_tokens = s.objective.n_tokens(batch)
+        batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+        last = m == job.grad_accum - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(s.module):
+            out = s.objective.loss(s.module, batch)
+            accelerator.backward(out["loss"] / job.grad_accum)
+        for name, value in out.items():
+            parts[name] = parts.get(name, 0.0) + value.detach() / job.grad_accum
+        parts["tokens"] = parts.get("tokens", 0.0) + n_tokens.to(accelerator.device)
+    return parts
+
+
+def _optimizer_step(s: _JobState, parts: dict[str, torch.Tensor]) -> None:
+    """Clip, step the optimizer and schedule, and queue the step's losses for logging."""
+    if s.job.max_grad_norm is not None:
+        parts["grad_norm"] = s.accelerator.clip_grad_norm_(
+            s.module.parameters(), s.job.max_grad_norm
+        )
+    lr = s.scheduler.get_last_lr()[0]  # the rate this step used
+    s.optimizer.step()
+    if not s.accelerator.optimizer_step_was_skipped:  # fp16 overflow: keep the schedule
+        s.scheduler.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    s.step += 1
+    s.pending.append({"step": s.step, "lr": lr, **parts})
+
+
+def _after_step(s: _JobState) -> None:
+    """Log, evaluate and checkpoint when the schedule says so."""
+    step, eval_every = s.step, s.job.eval_every
+    evaluate_now = step == s.n_steps or step in s.save_at or (eval_every and step % eval_every == 0)
+    if evaluate_now or step % s.job.log_every == 0:
+        _flush(s)
+    if evaluate_now:
+        _evaluate(s, step)
+    if step in s.save_at:
+        _checkpoint(s, step)
+
+
+def _finish(s: _JobState, train_seconds: float) -> None:
+    """Score the final splits, add throughput and best-step rows, save ``final/``."""
+    model, device = s.accelerator.unwrap_model(s.module), s.accelerator.device
+    for split in s.objective.final_splits:  # e.g. test: scored once, at the end
+        metrics = s.objective.evaluate(model, device, split)
+        s.history.extend(s.row(s.n_steps, split, k, float(v)) for k, v in metrics.items())
+    if not s.resumed or s.tokens:
+        s.history.append(s.row(None, "train", "tokens_per_s", s.tokens / max(train_seconds, 1e-9)))
+    if s.best is not None:
+        at = s.best["step"]
+        s.history.append(s.row(at, "dev", f"best_{s.best['metric']}", s.best["value"]))
+    if s.accelerator.is_main_process:
+        save_final(
+            s.job_dir / f"step-{s.n_steps}", s.job_dir / "final", _training_state(s, s.n_steps)
+        )
+        if s.publish is not None:
+            s.publish(s.history)
+    s.accelerator.wait_for_everyone()
+    s.accelerator.free_memory()
+
+
 def train_job(
     job: PretrainJob | FinetuneJob,
-    objective: Any,
+    objective: Objective,
     *,
     job_dir: Path,
     seed: int,
@@ -189,7 +448,7 @@ def train_job(
     Parameters
     ----------
     job : the job's study section.
-    objective : data, model and metrics of the job (module docstring).
+    objective : data, model and metrics of the job (:class:`probe.training.objective.Objective`).
     job_dir : ``<run>/checkpoints/<job>``; ``step-<N>/`` and ``final/`` are written here.
     seed : seeds data order, masking, dropout.
     precision : the study's precision (``auto``, ``fp32``, ``bf16``, ``fp16``).
@@ -204,245 +463,27 @@ def train_job(
         The history: rows ``{step, epoch, split, metric, value}``; ``step`` is None for
         constant rows (baselines, throughput).
     """
-    console = console or Console(quiet=True)
-    device = torch.device(device)
-    accelerator = accelerator_for(precision, device, objective.find_unused_parameters)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if job.batch_size % (job.grad_accum * world):
-        raise StudyError(
-            f"job {job.name!r}: batch_size {job.batch_size} is not divisible by grad_accum "
-            f"({job.grad_accum}) x processes ({world}); batch_size counts sequences per step"
-        )
-    micro = job.batch_size // (job.grad_accum * world)
-    n_steps = total_steps(job, objective.n_examples)
-    save_at = set(saved_steps(job, n_steps))
-    eval_every = job.eval_every
-    optimizer, scheduler = build_optimizer(
-        objective.module,
-        lr=job.lr,
-        weight_decay=job.weight_decay,
-        betas=job.adam_betas,
-        eps=job.adam_eps,
-        total_steps=n_steps,
-        n_warmup=warmup_steps(n_steps, job.warmup_ratio, job.warmup_steps),
-        head_lr=getattr(job, "head_lr", None),
-        head_prefixes=objective.head_prefixes,
+    s = _setup(
+        job,
+        objective,
+        job_dir=job_dir,
+        seed=seed,
+        precision=precision,
+        device=torch.device(device),
+        console=console or Console(quiet=True),
+        publish=publish,
     )
-
-    # A row's epoch: how many passes over the training examples the model has seen.
-    def epoch_of(step: int) -> float:
-        return step * job.batch_size / objective.n_examples
-
-    state = _restore(resume_from, objective, job, seed) if resume_from is not None else None
-
-    module, optimizer = accelerator.prepare(objective.module, optimizer)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer_state"]["optimizer"])
-        scheduler.load_state_dict(state["optimizer_state"]["scheduler"])
-        if accelerator.scaler is not None and state["optimizer_state"].get("scaler"):
-            accelerator.scaler.load_state_dict(state["optimizer_state"]["scaler"])
-        step = int(state["step"])
-        history: list[dict[str, Any]] = list(state["history"])
-        best = state.get("best")
-        rng_states = state["rng"]
-        set_rng_state(rng_states[rank] if len(rng_states) == world else rng_states[0])
-        console.print(f"{job.name}: resuming from {resume_from.name} (step {step}/{n_steps})")
-    else:
-        seed_everything(seed)
-        step = 0
-        history = [{"step": None, "epoch": None, **row} for row in objective.baseline_rows()]
-        best = None
-
-    lengths = getattr(objective, "lengths", None) if job.group_by_length else None
-    stream = _ExampleStream(objective.n_examples, seed, lengths, group=50 * job.batch_size)
-    stopwatch = {"eval": 0.0, "save": 0.0}
-    pending: list[dict[str, Any]] = []
-
-    def evaluate(at: int) -> None:
-        nonlocal best
-        start = time.perf_counter()
-        metrics = objective.evaluate(accelerator.unwrap_model(module), accelerator.device)
-        for name, value in metrics.items():
-            history.append(
-                {
-                    "step": at,
-                    "epoch": epoch_of(at),
-                    "split": "dev",
-                    "metric": name,
-                    "value": float(value),
-                }
-            )
-        # Optional: an objective's other fixed evaluation sets, each under its own split.
-        extra = getattr(objective, "extra_evaluations", None)
-        for row in extra(accelerator.unwrap_model(module), accelerator.device) if extra else ():
-            history.append({"step": at, "epoch": epoch_of(at), **row})
-        main = metrics.get(objective.main_metric)
-        if main is not None:
-            better = best is None or (
-                main > best["value"] if objective.greater_is_better else main < best["value"]
-            )
-            if better:
-                best = {"metric": objective.main_metric, "value": float(main), "step": at}
-        if metrics:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            console.print(f"{job.name} step {at}/{n_steps}: dev {shown}")
-        stopwatch["eval"] += time.perf_counter() - start
-
-    def flush() -> None:
-        # One host sync per flush, not per step: losses stay on the device until here.
-        if not pending:
-            return
-        names = [k for k in pending[0] if k not in ("step", "lr")]
-        values = torch.stack([torch.stack([p[k].float() for k in names]) for p in pending])
-        values = accelerator.reduce(values, reduction="mean") if world > 1 else values
-        for row, vals in zip(pending, values.tolist(), strict=True):
-            at = row["step"]
-            for name, value in zip(names, vals, strict=True):
-                if name != "tokens":
-                    history.append(
-                        {
-                            "step": at,
-                            "epoch": epoch_of(at),
-                            "split": "train",
-                            "metric": name,
-                            "value": value,
-                        }
-                    )
-            history.append(
-                {
-                    "step": at,
-                    "epoch": epoch_of(at),
-                    "split": "train",
-                    "metric": "lr",
-                    "value": row["lr"],
-                }
-            )
-        stopwatch["tokens"] = (
-            stopwatch.get("tokens", 0.0) + float(values[:, names.index("tokens")].sum()) * world
-        )
-        pending.clear()
-
-    def training_state(at: int, **extra: Any) -> dict:
-        """What ``training_state.pt`` of the checkpoint at step ``at`` records."""
-        return {
-            "step": at,
-            "job": _job_config(job),
-            "seed": seed,
-            "best": best,
-            "architecture": architecture(objective.model.config),
-            "world_size": world,
-            "history": history,
-            **extra,
-        }
-
-    def checkpoint(at: int) -> None:
-        start = time.perf_counter()
-        rng = gather_object([get_rng_state()])  # every process's RNG, for an exact resume
-        if accelerator.is_main_process:
-            train_state = training_state(at, rng=rng)
-            optimizer_state = {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": accelerator.scaler.state_dict()
-                if accelerator.scaler is not None
-                else None,
-            }
-            # objective.model is the HF model itself (the prepared module wraps it, or is it)
-            save_checkpoint(
-                job_dir / f"step-{at}",
-                model=objective.model,
-                tokenizer=objective.tokenizer,
-                state=train_state,
-                optimizer_state=optimizer_state,
-            )
-            prune_optimizer_states(job_dir, job.keep_optimizer)
-            if publish is not None:
-                publish(history)
-        accelerator.wait_for_everyone()
-        stopwatch["save"] += time.perf_counter() - start
-
-    if state is None:
-        evaluate(0)
-        checkpoint(0)
-
+    _prepare(s, resume_from)
+    if not s.resumed:
+        _evaluate(s, 0)
+        _checkpoint(s, 0)
     loop_start = time.perf_counter()
-    module.train()
-    while step < n_steps:
-        parts: dict[str, torch.Tensor] = {}
-        for m in range(job.grad_accum):
-            first = step * job.batch_size + (m * world + rank) * micro
-            examples = [stream(p) for p in range(first, first + micro)]
-            generator = torch.Generator().manual_seed(
-                _derived_seed(seed, _MASKING_TAG, step, m, rank)
-            )
-            batch = objective.batch(examples, generator)
-            n_tokens = objective.n_tokens(batch)
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
-            last = m == job.grad_accum - 1
-            with contextlib.nullcontext() if last else accelerator.no_sync(module):
-                out = objective.loss(module, batch)
-                accelerator.backward(out["loss"] / job.grad_accum)
-            for name, value in out.items():
-                parts[name] = parts.get(name, 0.0) + value.detach() / job.grad_accum
-            parts["tokens"] = parts.get("tokens", 0.0) + n_tokens.to(accelerator.device)
-        if job.max_grad_norm is not None:
-            parts["grad_norm"] = accelerator.clip_grad_norm_(module.parameters(), job.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]  # the rate this step used
-        optimizer.step()
-        if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: keep the schedule
-            scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        pending.append({"step": step, "lr": lr, **parts})
-        evaluate_now = step == n_steps or step in save_at or (eval_every and step % eval_every == 0)
-        if evaluate_now or step % job.log_every == 0:
-            flush()
-        if evaluate_now:
-            evaluate(step)
-        if step in save_at:
-            checkpoint(step)
+    s.module.train()
+    while s.step < s.n_steps:
+        _optimizer_step(s, _forward_backward(s))
+        _after_step(s)
         if on_step is not None:
-            on_step(step)
-    flush()
-
-    train_seconds = time.perf_counter() - loop_start - stopwatch["eval"] - stopwatch["save"]
-    for split in getattr(objective, "final_splits", ()):  # e.g. test: scored once, at the end
-        metrics = objective.evaluate(accelerator.unwrap_model(module), accelerator.device, split)
-        history.extend(
-            {
-                "step": n_steps,
-                "epoch": epoch_of(n_steps),
-                "split": split,
-                "metric": name,
-                "value": float(value),
-            }
-            for name, value in metrics.items()
-        )
-    if state is None or stopwatch.get("tokens"):
-        tokens = stopwatch.get("tokens", 0.0)
-        history.append(
-            {
-                "step": None,
-                "epoch": None,
-                "split": "train",
-                "metric": "tokens_per_s",
-                "value": tokens / max(train_seconds, 1e-9),
-            }
-        )
-    if best is not None:
-        history.append(
-            {
-                "step": best["step"],
-                "epoch": epoch_of(best["step"]),
-                "split": "dev",
-                "metric": f"best_{best['metric']}",
-                "value": best["value"],
-            }
-        )
-    if accelerator.is_main_process:
-        save_final(job_dir / f"step-{n_steps}", job_dir / "final", training_state(n_steps))
-        if publish is not None:
-            publish(history)
-    accelerator.wait_for_everyone()
-    accelerator.free_memory()
-    return history
+            on_step(s.step)
+    _flush(s)
+    _finish(s, time.perf_counter() - loop_start - s.eval_seconds - s.save_seconds)
+    return s.history

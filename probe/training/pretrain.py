@@ -510,85 +510,118 @@ def _score(
     return result
 
 
-class PretrainObjective:
-    """What the training loop needs for one pretraining job (see :mod:`probe.training.loop`)."""
+def _training_batch(
+    job: PretrainJob,
+    tokenizer: Any,
+    pairs: _PairBuilder,
+    masker: Masker,
+    seed: int,
+    examples: Sequence[tuple[int, int]],
+    generator: torch.Generator | None,
+) -> dict[str, torch.Tensor]:
+    """Inputs for the (epoch, chunk) ``examples`` (see :meth:`PretrainObjective.batch`)."""
+    if job.copies:
+        keys = [(copy_of(epoch, job.copies), index) for epoch, index in examples]
+        batch = _collate(tokenizer, [pairs(c, i) for c, i in keys])
+        batch["input_ids"], batch["labels"] = masker.mask_rows(
+            batch["input_ids"],
+            batch.pop("special_tokens_mask"),
+            batch["attention_mask"].sum(dim=1).tolist(),
+            [example_generator(seed, c, i) for c, i in keys],
+        )
+    else:
+        if generator is None:
+            raise ValueError("dynamic masking needs a generator for every batch")
+        batch = _collate(tokenizer, [pairs(e, i) for e, i in examples])
+        batch["input_ids"], batch["labels"] = masker(
+            batch["input_ids"], batch.pop("special_tokens_mask"), generator
+        )
+    if not job.nsp:
+        batch.pop("next_sentence_label")
+    return batch
 
-    task = "mlm_nsp"
+
+def _eval_sets(
+    job: PretrainJob,
+    tokenizer: Any,
+    train_ids: list[list[np.ndarray]],
+    held_ids: list[list[np.ndarray]],
+    seen_batch: Any,
+    n_pairs: int,
+) -> dict[str, list[dict[str, torch.Tensor]]]:
+    """The fixed evaluation batches (module docstring): ``(split, set) -> batches``.
+
+    ``seen_batch(examples)`` gives training batches as fed (static masking: copy 0's masks);
+    ``n_pairs`` is the number of training chunks.
+    """
+    n = job.eval_examples
+    sets: dict[str, list[dict[str, torch.Tensor]]] = {}
+    held = _masked_content(tokenizer, _continuations(held_ids, job, n, tag=1), tag=1)
+    if held:
+        sets["dev"] = _mlm_eval_batches(tokenizer, held, job.nsp)
+    if job.nsp and len(held_ids) >= 2:
+        pairs = _PairBuilder(
+            held_ids,
+            nsp=True,
+            max_tokens=job.max_length - 3,
+            short_seq_prob=job.short_seq_prob,
+            seed=_EVAL_SEED + 2,
+        )
+        instances = [pairs(0, i) for i in _fixed_sample(len(pairs), n, tag=2)]
+        masked = _masked_content(tokenizer, instances, tag=2)
+        batches = _mlm_eval_batches(tokenizer, masked, nsp=True)
+        labels = torch.tensor([inst.is_random_next for inst in instances])
+        for k, batch in enumerate(batches):
+            batch["next_sentence_label"] = labels[k * _EVAL_BATCH : (k + 1) * _EVAL_BATCH]
+        sets["dev_nsp"] = batches
+    train = _masked_content(tokenizer, _continuations(train_ids, job, n, tag=3), tag=3)
+    sets["train_sample"] = _mlm_eval_batches(tokenizer, train, job.nsp)
+    if job.copies:
+        # Copy 0 of training chunks exactly as fed in epochs 0, N, 2N, ...: pairs and masks.
+        chosen = _fixed_sample(n_pairs, n, tag=4)
+        sets["train_seen"] = [
+            seen_batch([(0, i) for i in chosen[k : k + _EVAL_BATCH]])
+            for k in range(0, len(chosen), _EVAL_BATCH)
+        ]
+    return sets
+
+
+@dataclass
+class PretrainObjective:
+    """What the training loop needs for one pretraining job (:class:`~probe.training.objective.\
+Objective`); made by :func:`build_pretrain`, which reads and tokenizes the corpus.
+
+    Attributes
+    ----------
+    job, seed : the job's study section and seed.
+    tokenizer, model : the tokenizer and the freshly initialised ``BertForPreTraining``.
+    pairs : training instances by (epoch or copy, chunk).
+    masker : draws masks of training batches.
+    eval_sets : fixed evaluation batches by set (``dev``, ``dev_nsp``, ``train_sample`` ...).
+    n_train_tokens, entropy : size and unigram entropy of the tokenized training corpus.
+    """
+
+    job: PretrainJob
+    seed: int
+    tokenizer: Any
+    model: PreTrainedModel
+    pairs: _PairBuilder
+    masker: Masker
+    eval_sets: dict[str, list[dict[str, torch.Tensor]]]
+    n_train_tokens: int
+    entropy: float
     main_metric = "mlm_loss"
     greater_is_better = False
     final_splits: tuple[str, ...] = ()
+    head_prefixes: tuple[str, ...] = ()
+    lengths: np.ndarray | None = None  # pretraining chunks are not grouped by length
 
-    def __init__(
-        self,
-        job: PretrainJob,
-        tokenizer: Any,
-        train: list[Document],
-        held: list[Document],
-        seed: int,
-    ):
-        self.job = job
-        self.tokenizer = tokenizer
-        self.seed = seed
-        if job.nsp is False:
-            self.task = "mlm"
-        train_ids = _tokenize(tokenizer, train)
-        held_ids = _tokenize(tokenizer, held)
-        self.pairs = _PairBuilder.for_training(train_ids, job, seed, tokenizer.sep_token_id)
-        if len(self.pairs) == 0:
-            raise DataError(f"corpus {job.corpus}: no training text after tokenization")
+    def __post_init__(self) -> None:
+        self.task = "mlm_nsp" if self.job.nsp else "mlm"
         self.n_examples = len(self.pairs)
-        self.n_train_tokens = int(sum(len(s) for d in train_ids for s in d))
-        self.entropy = unigram_entropy(train_ids, len(tokenizer))
-        self.masker = Masker(
-            tokenizer,
-            job.mlm_probability,
-            whole_word=job.whole_word_mask,
-            replacement=job.replacement,
-        )
-        self.copies = job.copies  # 0: dynamic masking
-        self.eval_sets = self._eval_sets(train_ids, held_ids)
-        config = build_config(job, tokenizer)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model: PreTrainedModel = BertForPreTraining(config)
-        self.module: nn.Module = MaskedLMAndNSP(self.model, nsp=job.nsp)
-        self.head_prefixes: tuple[str, ...] = ()
-        self.find_unused_parameters = not job.nsp  # pooler and NSP head get no gradient
-
-    def _eval_sets(
-        self, train_ids: list[list[np.ndarray]], held_ids: list[list[np.ndarray]]
-    ) -> dict[str, list[dict[str, torch.Tensor]]]:
-        """The fixed evaluation batches (module docstring): ``(split, set) -> batches``."""
-        job, n = self.job, self.job.eval_examples
-        sets: dict[str, list[dict[str, torch.Tensor]]] = {}
-        held = _masked_content(self.tokenizer, _continuations(held_ids, job, n, tag=1), tag=1)
-        if held:
-            sets["dev"] = _mlm_eval_batches(self.tokenizer, held, job.nsp)
-        if job.nsp and len(held_ids) >= 2:
-            pairs = _PairBuilder(
-                held_ids,
-                nsp=True,
-                max_tokens=job.max_length - 3,
-                short_seq_prob=job.short_seq_prob,
-                seed=_EVAL_SEED + 2,
-            )
-            instances = [pairs(0, i) for i in _fixed_sample(len(pairs), n, tag=2)]
-            masked = _masked_content(self.tokenizer, instances, tag=2)
-            batches = _mlm_eval_batches(self.tokenizer, masked, nsp=True)
-            labels = torch.tensor([inst.is_random_next for inst in instances])
-            for k, batch in enumerate(batches):
-                batch["next_sentence_label"] = labels[k * _EVAL_BATCH : (k + 1) * _EVAL_BATCH]
-            sets["dev_nsp"] = batches
-        train = _masked_content(self.tokenizer, _continuations(train_ids, job, n, tag=3), tag=3)
-        sets["train_sample"] = _mlm_eval_batches(self.tokenizer, train, job.nsp)
-        if self.copies:
-            # Copy 0 of training chunks exactly as fed in epochs 0, N, 2N, ...: pairs and masks.
-            chosen = _fixed_sample(len(self.pairs), n, tag=4)
-            sets["train_seen"] = [
-                self.batch([(0, i) for i in chosen[k : k + _EVAL_BATCH]], None)
-                for k in range(0, len(chosen), _EVAL_BATCH)
-            ]
-        return sets
+        self.copies = self.job.copies  # 0: dynamic masking
+        self.module: nn.Module = MaskedLMAndNSP(self.model, nsp=self.job.nsp)
+        self.find_unused_parameters = not self.job.nsp  # pooler and NSP head get no gradient
 
     def batch(
         self, examples: Sequence[tuple[int, int]], generator: torch.Generator | None
@@ -599,25 +632,9 @@ class PretrainObjective:
         ignores it and gives copy ``epoch mod dupe_factor`` of each chunk its own fixed pair and
         mask.
         """
-        if self.copies:
-            keys = [(copy_of(epoch, self.copies), index) for epoch, index in examples]
-            batch = _collate(self.tokenizer, [self.pairs(c, i) for c, i in keys])
-            batch["input_ids"], batch["labels"] = self.masker.mask_rows(
-                batch["input_ids"],
-                batch.pop("special_tokens_mask"),
-                batch["attention_mask"].sum(dim=1).tolist(),
-                [example_generator(self.seed, c, i) for c, i in keys],
-            )
-        else:
-            if generator is None:
-                raise ValueError("dynamic masking needs a generator for every batch")
-            batch = _collate(self.tokenizer, [self.pairs(e, i) for e, i in examples])
-            batch["input_ids"], batch["labels"] = self.masker(
-                batch["input_ids"], batch.pop("special_tokens_mask"), generator
-            )
-        if not self.job.nsp:
-            batch.pop("next_sentence_label")
-        return batch
+        return _training_batch(
+            self.job, self.tokenizer, self.pairs, self.masker, self.seed, examples, generator
+        )
 
     def n_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return batch["attention_mask"].sum()
@@ -689,7 +706,7 @@ class PretrainObjective:
 def build_pretrain(
     job: PretrainJob, *, seed: int, tokenizer: Any | None = None
 ) -> PretrainObjective:
-    """Read the corpus, get the tokenizer (given, reused from a spec, or trained) and the model.
+    """Read and tokenize the corpus, get the tokenizer (given, reused or trained), init the model.
 
     ``tokenizer`` is passed when resuming (the one saved with the checkpoint), so a resumed job
     never retrains its vocabulary.
@@ -703,4 +720,29 @@ def build_pretrain(
 
             tokenizer = load_tokenizer(resolve_model(job.tokenizer))
             tokenizer.model_max_length = job.max_position_embeddings
-    return PretrainObjective(job, tokenizer, train, held, seed)
+    train_ids, held_ids = _tokenize(tokenizer, train), _tokenize(tokenizer, held)
+    pairs = _PairBuilder.for_training(train_ids, job, seed, tokenizer.sep_token_id)
+    if len(pairs) == 0:
+        raise DataError(f"corpus {job.corpus}: no training text after tokenization")
+    masker = Masker(
+        tokenizer, job.mlm_probability, whole_word=job.whole_word_mask, replacement=job.replacement
+    )
+
+    def seen_batch(examples: Sequence[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        return _training_batch(job, tokenizer, pairs, masker, seed, examples, None)
+
+    eval_sets = _eval_sets(job, tokenizer, train_ids, held_ids, seen_batch, len(pairs))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForPreTraining(build_config(job, tokenizer))
+    return PretrainObjective(
+        job=job,
+        seed=seed,
+        tokenizer=tokenizer,
+        model=model,
+        pairs=pairs,
+        masker=masker,
+        eval_sets=eval_sets,
+        n_train_tokens=int(sum(len(s) for d in train_ids for s in d)),
+        entropy=unigram_entropy(train_ids, len(tokenizer)),
+    )

@@ -32,6 +32,20 @@ def _join(left: str, right: str) -> str:
     return left + right.removeprefix(_PREFIX)
 
 
+def _merge_pair(pieces: list[str], pair: tuple[str, str], merged: str) -> list[str]:
+    """``pieces`` with every occurrence of ``pair`` (left to right) replaced by ``merged``."""
+    out: list[str] = []
+    k = 0
+    while k < len(pieces):
+        if k + 1 < len(pieces) and (pieces[k], pieces[k + 1]) == pair:
+            out.append(merged)
+            k += 2
+        else:
+            out.append(pieces[k])
+            k += 1
+    return out
+
+
 def learn_wordpiece_vocab(
     word_counts: dict[str, int],
     vocab_size: int,
@@ -97,15 +111,7 @@ def learn_wordpiece_vocab(
                 pair_count[old] -= counts[i]
                 where[old].discard(i)
                 changed.add(old)
-            out: list[str] = []
-            k = 0
-            while k < len(pieces):
-                if k + 1 < len(pieces) and (pieces[k], pieces[k + 1]) == pair:
-                    out.append(merged)
-                    k += 2
-                else:
-                    out.append(pieces[k])
-                    k += 1
+            out = _merge_pair(pieces, pair, merged)
             symbols[i] = out
             for new in pairwise(out):
                 pair_count[new] += counts[i]

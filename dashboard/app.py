@@ -28,6 +28,8 @@ PAGES = [
     st.Page("views/runs.py", title="Runs", icon=":material/folder_open:", default=True),
     st.Page("views/probing.py", title="Probe curves", icon=":material/show_chart:"),
     st.Page("views/summary.py", title="Cross-task summary", icon=":material/stacked_bar_chart:"),
+    st.Page("views/mdl.py", title="MDL probes", icon=":material/compress:"),
+    st.Page("views/structural.py", title="Structural probes", icon=":material/account_tree:"),
     st.Page("views/training.py", title="Training", icon=":material/trending_down:"),
     st.Page("views/ablations.py", title="Pretraining ablations", icon=":material/compare:"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),

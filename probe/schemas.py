@@ -146,6 +146,39 @@ SCHEMAS: dict[str, TableSchema] = {
             control="`task`: the task's labels",
         ),
         TableSchema(
+            "mdl",
+            (
+                Column(
+                    "portion",
+                    "float64",
+                    "block_codelength rows: fraction of the training "
+                    "sentences at the end of the block; NA otherwise",
+                ),
+            ),
+            probe="`linear`: the online code of the layer's logistic probes (Voita & Titov 2020)",
+            control="`task`: the task's labels; `control`: the control task's labels; "
+            "`selectivity_bits` rows (control minus task code length) are `task`",
+        ),
+        TableSchema(
+            "structural",
+            (Column("rank", "Int64", "columns of the probe matrix B"),),
+            probe="`structural`: the layer's distance or depth probe (Hewitt & Manning 2019); "
+            "`linear`: the baseline linking each word to the next (no layer)",
+            control="`task`: the gold tree",
+        ),
+        TableSchema(
+            "structural_example",
+            (
+                Column("rank", "Int64", "columns of the probe matrix B"),
+                Column("sentence", "Int64", "index of the sentence in the test split"),
+                Column("i", "Int64", "word position (word rows); first word of an arc (i < j)"),
+                Column("j", "Int64", "second word of an arc; NA for word rows"),
+                Column("word", "str", "the word (word rows); NA for arcs"),
+            ),
+            probe="`structural`: the distance probe whose tree is drawn",
+            control="`task`: the gold tree",
+        ),
+        TableSchema(
             "training",
             (
                 Column("kind", "str", "the job's kind: pretrain or finetune"),

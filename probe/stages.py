@@ -24,6 +24,7 @@ from probe.embeddings.config import EmbeddingsSection
 from probe.landscape.config import LandscapeSection
 from probe.probes.config import ProbeSection
 from probe.similarity.config import SimilaritySection
+from probe.structural.config import StructuralSection
 from probe.training.config import TrainSection
 
 __all__ = [
@@ -138,12 +139,15 @@ STAGES: tuple[Stage, ...] = (
         name="probe",
         section=ProbeSection,
         run="probe.probes.stage:run_probes",
-        tables=(TableSpec("probe"), TableSpec("probe_summary", "`probe.mix: true`")),
+        tables=(TableSpec("probe"), TableSpec("probe_summary", "`probe.mix: true`"),
+                TableSpec("mdl", "`probe.mdl: true`")),
         figures=(
             FigureGroup("probe", "Layer-wise probes", "probe", ("probe",),
                         "probe.figures.groups:probe_figures"),
             FigureGroup("summary", "Cross-task summary", "probe", ("probe_summary",),
                         "probe.figures.groups:summary_figures"),
+            FigureGroup("mdl", "MDL probes (online code length)", "probe", ("mdl",),
+                        "probe.figures.groups:mdl_figures"),
         ),
         check="probe.probes.checks:check_probe",
     ),
@@ -188,6 +192,18 @@ STAGES: tuple[Stage, ...] = (
                         "probe.figures.groups:attention_figures"),
         ),
         check="probe.similarity.checks:check_similarity",
+    ),
+    Stage(
+        name="structural",
+        section=StructuralSection,
+        run="probe.structural.stage:run_structural",
+        tables=(TableSpec("structural"), TableSpec("structural_example")),
+        figures=(
+            FigureGroup("structural", "Structural probes", "structural", ("structural",),
+                        "probe.figures.groups:structural_figures",
+                        optional=("structural_example",)),
+        ),
+        check="probe.structural.checks:check_structural",
     ),
 )  # fmt: skip
 

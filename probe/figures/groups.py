@@ -28,7 +28,9 @@ __all__ = [
     "cka_figures",
     "embeddings_figures",
     "landscape_figures",
+    "mdl_figures",
     "probe_figures",
+    "structural_figures",
     "summary_figures",
     "training_figures",
 ]
@@ -144,6 +146,22 @@ def attention_figures(tables: Tables, style: Style, **_: object) -> dict[str, go
     from probe.figures.similarity import attention_figures as build
 
     return build(tables["attention"], style=style)
+
+
+def mdl_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """``mdl_<task>``: online code length and compression by layer, task vs control."""
+    from probe.figures.mdl import mdl_figures as build
+
+    return build(tables["mdl"], style=style)
+
+
+def structural_figures(
+    tables: Tables, style: Style, *, split: str = "test", **_: object
+) -> dict[str, go.Figure]:
+    """``structural`` and, with the example table, ``structural_tree_<model>``."""
+    from probe.figures.structural import structural_figures as build
+
+    return build(tables["structural"], tables.get("structural_example"), split=split, style=style)
 
 
 def build_figures(

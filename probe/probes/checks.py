@@ -11,7 +11,11 @@ import difflib
 from probe.errors import ProbeError
 from probe.study import Study
 
-__all__ = ["check_probe"]
+__all__ = ["MDL_MIN_SENTENCES", "check_probe"]
+
+#: ``probe.mdl`` needs this many training sentences: the first online block is 0.1 % of them
+#: (``probe.probes.mdl.VOITA_TIMESTAMPS[0]``, not imported here: it would import torch).
+MDL_MIN_SENTENCES = 1000
 
 
 def check_probe(study: Study) -> list[str]:
@@ -23,6 +27,13 @@ def check_probe(study: Study) -> list[str]:
     section = study.probe
     assert section is not None
     problems: list[str] = []
+    train_limit = section.limit.get("train")
+    if section.mdl and train_limit is not None and train_limit < MDL_MIN_SENTENCES:
+        problems.append(
+            f"probe.mdl: online coding needs at least {MDL_MIN_SENTENCES} training sentences "
+            f"(its first block is 0.1 % of them), got probe.limit.train = {train_limit}; raise "
+            "the limit or remove it"
+        )
     for index, name in enumerate(section.tasks):
         if isinstance(name, FileTask):
             if name.name in TASKS:

@@ -53,6 +53,7 @@ class ProbeSection(StrictModel):
     span: SpanSection = SpanSection()
     mix: bool = False
     mix_max_train: Annotated[int, Field(gt=0)] | None = 20000
+    mdl: bool = False  # online code length (Voita & Titov 2020) of task and control labels
     limit: dict[Literal["train", "dev", "test"], Annotated[int, Field(gt=0)] | None] = {}
 
     @field_validator("tasks")

@@ -257,8 +257,12 @@ def _fit_one_c(
     history: int,
     memory: list[tuple[torch.Tensor, torch.Tensor]],
     lam_prev: float | None,
+    penalize_intercept: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, int, bool, list[tuple[torch.Tensor, torch.Tensor]]]:
     """Minimise ``mean log-loss + lam / 2 ||W||^2`` by preconditioned L-BFGS from ``(W0, c0)``.
+
+    With ``penalize_intercept`` the penalty is ``lam / 2 (||W||^2 + ||c||^2)``, ``c`` being the
+    intercept at the training mean of the features.
 
     ``memory`` holds the L-BFGS curvature pairs ``(s, y)`` of the previous C (fitted with penalty
     ``lam_prev``) in the unpreconditioned coordinates ``(W, c)``, flattened. The loss part of the
@@ -278,6 +282,9 @@ def _fit_one_c(
         gW = inv_scale * gM / n + lam * W
         f = loss / n + 0.5 * lam * W.double().square().sum()
         gc = gc / n
+        if penalize_intercept:
+            f = f + 0.5 * lam * c.double().square().sum()
+            gc = gc + lam * c
         # Stop criterion on the gradient in scikit-learn's parametrisation (full k classes).
         gmax = torch.maximum((gW @ Q).abs().max(), (gc @ Q).abs().max()).double()
         return f, gW, gc, gmax
@@ -323,7 +330,8 @@ def _fit_one_c(
     gamma = 1.0  # the preconditioned Hessian is close to identity, so a unit step is the guess
     for s_flat, y_flat in memory:
         y_flat = y_flat.clone()
-        y_flat[: d * km1] += (lam - lam_prev) * s_flat[: d * km1]
+        penalized = slice(None) if penalize_intercept else slice(0, d * km1)
+        y_flat[penalized] += (lam - lam_prev) * s_flat[penalized]
         s_x, y_x = pair_to_x(s_flat, y_flat)
         sy_val, yy_val = torch.stack([torch.dot(s_x, y_x), torch.dot(y_x, y_x)]).tolist()
         if sy_val > 0:
@@ -412,6 +420,9 @@ class LogisticPathResult:
     converged: np.ndarray  # (n_layers, n_Cs) bool
     mean: np.ndarray | None  # (n_layers, n_features), when standardising
     scale: np.ndarray | None  # (n_layers, n_features), when standardising
+    # (n_layers, n_Cs) float64 mean dev log-loss in nats over dev items whose class the model
+    # has; NaN without dev data
+    dev_log_loss: np.ndarray | None = None
 
 
 @dataclass
@@ -420,6 +431,7 @@ class _Problem:
 
     y: torch.Tensor  # (n,) int64, indices into ``present``
     y_dev: torch.Tensor | None  # (n_dev,) int64 original class ids
+    y_dev_index: torch.Tensor | None  # (n_dev,) int64 indices into ``present``, -1 if absent
     present: torch.Tensor  # (k,) int64 class ids seen in training
     Q: torch.Tensor  # (k-1, k) orthonormal basis of sum-zero class vectors
     lams: np.ndarray  # (n_Cs,) per-sample penalty for each C
@@ -430,6 +442,8 @@ class _Problem:
     history: int
     device: torch.device
     chunk: int
+    penalize_intercept: bool = False
+    select: str = "accuracy"  # dev criterion for C: "accuracy" (highest) or "log_loss" (lowest)
     # Set when the caller is interrupted (Ctrl-C, SIGTERM): parallel layer fits stop at their next
     # loss evaluation instead of running the whole path before the interrupt can propagate.
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -483,7 +497,7 @@ def _fit_layer(
     W = torch.zeros((d, k - 1), dtype=torch.float32, device=dev)
     c = torch.zeros(k - 1, dtype=torch.float32, device=dev)
     fitted = np.flatnonzero(pb.fit_mask)
-    solutions, correct = [], []
+    solutions, correct, dev_loss = [], [], []
     memory, lam_prev = [], None
     for ci in fitted:
         lam = float(pb.lams[ci])
@@ -497,6 +511,7 @@ def _fit_layer(
             history=pb.history,
             memory=memory,
             lam_prev=lam_prev,
+            penalize_intercept=pb.penalize_intercept,
         )
         lam_prev = lam
         out.n_iter[li, ci], out.converged[li, ci] = n_it, ok
@@ -508,16 +523,30 @@ def _fit_layer(
         solutions.append((W_full, b_full if pb.standardize else b_raw))
         if Xd is not None:
             hits = torch.zeros((), dtype=torch.int64, device=dev)
+            nats = torch.zeros((), dtype=torch.float64, device=dev)
             for start, Z in _logits(Xd, raw, b_raw, pb.chunk):
+                stop = start + Z.shape[0]
                 pred = pb.present[Z.argmax(1)]
-                hits += (pred == pb.y_dev[start : start + Z.shape[0]]).sum()
+                hits += (pred == pb.y_dev[start:stop]).sum()
+                # Log-loss over dev items of modelled classes (an unmodelled class would be an
+                # infinite loss at every C and decide nothing).
+                idx = pb.y_dev_index[start:stop]
+                known = idx >= 0
+                lse = torch.logsumexp(Z[known], 1)
+                nats += (lse - Z[known].gather(1, idx[known, None])[:, 0]).sum().double()
             correct.append(hits)
+            dev_loss.append(nats)
         if progress is not None:
             progress(1)
     best = 0
     if Xd is not None:
         out.dev_scores[li, fitted] = torch.stack(correct).cpu().numpy() / max(len(pb.y_dev), 1)
-        best = int(np.argmax(out.dev_scores[li, fitted]))  # first max: strongest penalty of ties
+        n_known = max(int((pb.y_dev_index >= 0).sum()), 1)
+        out.dev_log_loss[li, fitted] = torch.stack(dev_loss).cpu().numpy() / n_known
+        if pb.select == "log_loss":
+            best = int(np.argmin(out.dev_log_loss[li, fitted]))  # first min: strongest penalty
+        else:
+            best = int(np.argmax(out.dev_scores[li, fitted]))  # first max: strongest penalty
     out.C[li] = out.Cs[fitted[best]]
     present = pb.present.cpu().numpy()
     out.coef[li, present] = solutions[best][0].cpu().numpy()
@@ -540,6 +569,8 @@ def fit_layerwise_logistic(
     chunk_size: int | None = None,
     n_jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    all_classes: bool = False,
+    select: str = "accuracy",
 ) -> LogisticPathResult:
     """Fit an L2 multinomial logistic regression per layer, choosing C per layer on dev.
 
@@ -586,6 +617,17 @@ def fit_layerwise_logistic(
     progress : callable, optional
         Called as ``progress(1)`` each time one layer has been fitted at one C, so a progress
         bar can count to ``n_layers * n_fitted_Cs``; must be thread-safe.
+    all_classes : bool
+        Model all ``n_classes`` classes, also those absent from ``y``, instead of fixing absent
+        classes at probability 0, and penalise the intercept (taken at the training mean of the
+        features) like the weights: without that, an absent class's intercept runs to -inf,
+        its maximum-likelihood value. This is MAP estimation under one isotropic Gaussian prior
+        on all parameters; it is no longer scikit-learn's objective. Needed when the probe must
+        give every class a finite code length, as in online coding (:mod:`probe.probes.mdl`),
+        where early blocks miss rare classes.
+    select : {"accuracy", "log_loss"}
+        How each layer's C is chosen on dev: highest accuracy, or lowest mean log-loss (the
+        criterion that matters when probabilities are used, e.g. as code lengths).
 
     Returns
     -------
@@ -621,9 +663,16 @@ def fit_layerwise_logistic(
         n_classes = int(max(y.max(), y_dev.max() if have_dev and y_dev.size else 0)) + 1
     if y.max() >= n_classes:
         raise ValueError(f"y has class id {y.max()} but n_classes={n_classes}")
-    present = np.unique(y)
-    if present.size < 2:
-        raise ValueError(f"y must contain at least two classes, got {present.tolist()}")
+    if select not in ("accuracy", "log_loss"):
+        raise ValueError(f"select must be 'accuracy' or 'log_loss', got {select!r}")
+    if all_classes:
+        if n_classes < 2:
+            raise ValueError(f"all_classes needs n_classes >= 2, got {n_classes}")
+        present = np.arange(n_classes)
+    else:
+        present = np.unique(y)
+        if present.size < 2:
+            raise ValueError(f"y must contain at least two classes, got {present.tolist()}")
     k = present.size
 
     dev = resolve_device(device, mps=False)
@@ -643,6 +692,13 @@ def fit_layerwise_logistic(
     problem = _Problem(
         y=torch.from_numpy(remap[y]).to(dev),
         y_dev=torch.tensor(y_dev, device=dev) if have_dev else None,
+        y_dev_index=(
+            torch.from_numpy(
+                np.where(y_dev < n_classes, remap[np.minimum(y_dev, n_classes - 1)], -1)
+            ).to(dev)
+            if have_dev
+            else None
+        ),
         present=torch.from_numpy(present).to(dev),
         Q=torch.from_numpy(helmert(k).astype(np.float32)).to(dev),  # rows sum to 0
         lams=lams,
@@ -653,6 +709,8 @@ def fit_layerwise_logistic(
         history=history,
         device=dev,
         chunk=chunk,
+        penalize_intercept=all_classes,
+        select=select,
     )
     out = LogisticPathResult(
         coef=np.zeros((n_layers, n_classes, d), dtype=np.float32),
@@ -664,6 +722,7 @@ def fit_layerwise_logistic(
         converged=np.zeros((n_layers, grid.size), dtype=bool),
         mean=np.zeros((n_layers, d), dtype=np.float32) if standardize else None,
         scale=np.ones((n_layers, d), dtype=np.float32) if standardize else None,
+        dev_log_loss=np.full((n_layers, grid.size), np.nan),
     )
     with _torch_threads(1 if dev.type == "cpu" else None):
         if workers == 1:

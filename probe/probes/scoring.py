@@ -24,7 +24,7 @@ from probe.probes.summaries import center_of_gravity, cumulative_mix_scores, exp
 from probe.rundir import RunContext
 from probe.schemas import SCHEMAS
 
-__all__ = ["EVAL_SPLITS", "fit_task_probe", "layer_summaries", "probe_task"]
+__all__ = ["EVAL_SPLITS", "fit_task_probe", "layer_summaries", "probe_kwargs", "probe_task"]
 
 EVAL_SPLITS = ("dev", "test")
 PROBE = SCHEMAS["probe"]
@@ -109,7 +109,7 @@ def _fit_probe(
     return probe
 
 
-def _probe_kwargs(ctx: RunContext, task: TaskData) -> dict:
+def probe_kwargs(ctx: RunContext, task: TaskData) -> dict:
     section = ctx.study.probe
     assert section is not None
     kwargs = {
@@ -127,7 +127,7 @@ def fit_task_probe(
 ) -> LayerwiseLogisticRegression:
     """The all-layer probe of ``task``'s own labels (C chosen on dev)."""
     y = {s: task.splits[s].labels for s in X}
-    return _fit_probe(ctx, f"{task.name} probe", _probe_kwargs(ctx, task), X, y)
+    return _fit_probe(ctx, f"{task.name} probe", probe_kwargs(ctx, task), X, y)
 
 
 def probe_task(
@@ -201,7 +201,7 @@ def _control_rows(
     types = {s: word_types(task.splits[s]) for s in X}
     control = ControlTask(seed=seed).fit(types["train"], y["train"])
     y_control = {s: control.transform(types[s]) for s in X}
-    control_probe = _fit_probe(ctx, f"{task.name} control", _probe_kwargs(ctx, task), X, y_control)
+    control_probe = _fit_probe(ctx, f"{task.name} control", probe_kwargs(ctx, task), X, y_control)
     rows: list[dict] = []
     for s in EVAL_SPLITS:
         control_pred = control_probe.predict(X[s])

@@ -28,10 +28,10 @@ from probe.errors import StudyError
 from probe.models import Encoder, ModelSpec, load_encoder
 from probe.probes.features import one_word_spans, probe_inputs, split_features
 from probe.probes.report import centre_of_gravity_table, layer_tables, summary_table
-from probe.probes.scoring import fit_task_probe, layer_summaries, probe_task
+from probe.probes.scoring import fit_task_probe, layer_summaries, probe_kwargs, probe_task
 from probe.rundir import RunContext
 
-__all__ = ["run_probes"]
+__all__ = ["load_model_entry", "run_probes"]
 
 
 def _resolve_layers(requested: str | list[int], n_layers: int, label: str) -> list[int]:
@@ -67,8 +67,8 @@ def _load_tasks(ctx: RunContext) -> dict[str, TaskData]:
 
 def _probe_one_task(
     ctx: RunContext, encoder: Encoder, task: TaskData, layers: list[int], label: str
-) -> tuple[list[dict], list[dict]]:
-    """Rows of the ``probe`` and ``probe_summary`` tables for one model and task (every seed)."""
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Rows of the ``probe``, ``probe_summary`` and ``mdl`` tables for one model and task."""
     section = ctx.study.probe
     assert section is not None
     X = {}
@@ -84,6 +84,12 @@ def _probe_one_task(
         f"  {task.name}: probes fitted on {len(layers)} layers x {len(section.seeds)} "
         f"seed(s) in {time.perf_counter() - start:.1f} s"
     )
+    code_rows: list[dict] = []
+    if section.mdl:
+        from probe.probes.mdl_stage import mdl_rows
+
+        for seed in section.seeds:
+            code_rows += mdl_rows(ctx, task, X, layers, seed, label, probe_kwargs(ctx, task))
     summary_rows: list[dict] = []
     if section.mix:
         if layers != list(range(len(layers))):
@@ -97,7 +103,14 @@ def _probe_one_task(
             f"  {task.name}: layer summaries (scalar mix, mix-k) in "
             f"{time.perf_counter() - start:.1f} s"
         )
-    return rows, summary_rows
+    return rows, summary_rows, code_rows
+
+
+def load_model_entry(ctx: RunContext, entry) -> tuple[Encoder, list[int], str | None]:
+    """``entry``'s encoder, the layers to capture from it, and its checkpoint label."""
+    encoder = load_encoder(entry.spec, seed=ctx.study.seed, device=ctx.device, run_dir=ctx.run_dir)
+    layers = _resolve_layers(ctx.study.capture.layers, encoder.n_layers, entry.label)
+    return encoder, layers, ModelSpec.parse(entry.spec).checkpoint_label
 
 
 def run_probes(ctx: RunContext) -> None:
@@ -105,23 +118,29 @@ def run_probes(ctx: RunContext) -> None:
     tasks = _load_tasks(ctx)
     rows: list[dict] = []
     summary_rows: list[dict] = []
+    code_rows: list[dict] = []
     for entry in ctx.study.models:
         ctx.console.print(f"[bold]model {entry.label}[/bold] ({entry.spec})")
-        encoder = load_encoder(
-            entry.spec, seed=ctx.study.seed, device=ctx.device, run_dir=ctx.run_dir
-        )
-        layers = _resolve_layers(ctx.study.capture.layers, encoder.n_layers, entry.label)
-        checkpoint = ModelSpec.parse(entry.spec).checkpoint_label
+        encoder, layers, checkpoint = load_model_entry(ctx, entry)
         for task in tasks.values():
-            task_rows, task_summary = _probe_one_task(ctx, encoder, task, layers, entry.label)
+            task_rows, task_summary, task_code = _probe_one_task(
+                ctx, encoder, task, layers, entry.label
+            )
             rows += [{**row, "checkpoint": checkpoint} for row in task_rows]
             summary_rows += [{**row, "checkpoint": checkpoint} for row in task_summary]
+            code_rows += [{**row, "checkpoint": checkpoint} for row in task_code]
         del encoder
     frame = pd.DataFrame(rows)
     ctx.write_table("probe", frame)
     for table in layer_tables(frame):
         ctx.console.print(table)
     ctx.console.print(summary_table(frame))
+    if code_rows:
+        from probe.probes.mdl_stage import mdl_tables
+
+        ctx.write_table("mdl", pd.DataFrame(code_rows))
+        for table in mdl_tables(ctx.read_table("mdl"), frame):
+            ctx.console.print(table)
     if summary_rows:
         ctx.write_table("probe_summary", pd.DataFrame(summary_rows))
         ctx.console.print(centre_of_gravity_table(pd.DataFrame(summary_rows)))

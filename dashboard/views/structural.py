@@ -20,8 +20,13 @@ shared.show_figures(shared.figures_of("structural", tables, split=split), key="s
 scores = structural[(structural["split"] == split) & (structural["metric"] != "epochs")]
 if not scores.empty:
     st.subheader("By layer")
-    wide = scores.pivot_table(
-        index=["model", "probe", "layer"], columns="metric", values="value", dropna=False
-    ).reset_index()
+    # groupby(dropna=False) keeps the linear baseline (no model, no layer) without the
+    # cartesian product of index levels that pivot_table(dropna=False) would add
+    wide = (
+        scores.groupby(["model", "task", "probe", "layer", "metric"], dropna=False, sort=False)
+        .value.mean()
+        .unstack("metric")
+        .reset_index()
+    )
     st.dataframe(wide, hide_index=True)
 shared.table_download(structural, "structural", key="structural")

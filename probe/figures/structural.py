@@ -28,8 +28,10 @@ _PANELS = (
     ("depth", "nspr", "NSpr."),
 )
 _PERCENT = {"uuas", "root_accuracy"}
-_TEXT_GAP = 0.6  # arcs start this far above/below the words (y units)
-_ARC_RISE = 0.5  # arc height per unit of half-span (x units are characters)
+# y runs from -1 to 1: arcs start _TEXT_GAP off the text line (clear of the words at any
+# sentence length) and the widest arc reaches 1; height grows with the square root of the span
+# so that arcs between neighbours are not flat against the words.
+_TEXT_GAP = 0.14
 
 
 def structural_metrics_figure(
@@ -91,15 +93,21 @@ def structural_metrics_figure(
     fig.update_layout(title=f"structural probes by layer ({split})")
     fig.update_annotations(yshift=4)  # subplot titles clear of the figure title
     fig.update_xaxes(title_text="layer", dtick=1, row=2)
-    return apply_style(fig, style=style, column="double", height=560 if style == "screen" else None)
+    fig = apply_style(fig, style=style, column="double", height=560 if style == "screen" else None)
+    if style == "screen":  # room between the figure title and the first row's panel titles
+        fig.update_layout(margin={"t": 90})
+    return fig
 
 
-def _arc(x0: float, x1: float, above: bool, points: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """A half-ellipse from x0 to x1 that starts just off the text line, higher for wider spans."""
+def _arc(
+    x0: float, x1: float, above: bool, widest: float, points: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """A half-ellipse from x0 to x1 just off the text line; ``widest`` is the largest half-span."""
     t = np.linspace(0.0, np.pi, points)
     centre, radius = (x0 + x1) / 2, abs(x1 - x0) / 2
     sign = 1.0 if above else -1.0
-    return centre - radius * np.cos(t), sign * (_TEXT_GAP + _ARC_RISE * radius * np.sin(t))
+    height = (1.0 - _TEXT_GAP) * np.sqrt(radius / max(widest, 1e-9))
+    return centre - radius * np.cos(t), sign * (_TEXT_GAP + height * np.sin(t))
 
 
 def _word_positions(words: list[str]) -> np.ndarray:
@@ -122,12 +130,16 @@ def structural_tree_figure(
     pred = rows[(rows.metric == "predicted_arc") & (rows.layer == layer)]
     gold_edges = {(int(a), int(b)) for a, b in zip(gold.i, gold.j, strict=True)}
     x_of = _word_positions([str(w) for w in words.word])
+    arcs = [(int(i), int(j)) for i, j in gold_edges] + [
+        (int(i), int(j)) for i, j in zip(pred.i, pred.j, strict=True)
+    ]
+    widest = max((abs(x_of[j] - x_of[i]) / 2 for i, j in arcs), default=1.0)
     fig = go.Figure()
     for edges, above in ((gold_edges, True), (list(zip(pred.i, pred.j, strict=True)), False)):
         for i, j in sorted(edges):
             i, j = int(i), int(j)
             right = above or (min(i, j), max(i, j)) in gold_edges
-            x, y = _arc(x_of[i], x_of[j], above)
+            x, y = _arc(x_of[i], x_of[j], above, widest)
             name = "gold" if above else ("predicted, in gold" if right else "predicted, wrong")
             fig.add_trace(
                 go.Scatter(
@@ -165,9 +177,8 @@ def structural_tree_figure(
         f"{correct}/{len(gold_edges)} arcs",
     )
     right = float(x_of[-1]) if n else 1.0
-    reach = _TEXT_GAP + _ARC_RISE * right / 2 + 0.5
     fig.update_xaxes(visible=False, range=[-1.0, right + 2.0])
-    fig.update_yaxes(visible=False, range=[-reach, reach])
+    fig.update_yaxes(visible=False, range=[-1.08, 1.08])
     fig = apply_style(fig, style=style, column="double", height=420 if style == "screen" else 260)
     fig.update_layout(legend={"orientation": "h", "x": 0.0, "y": -0.02, "yanchor": "top"})
     if style == "screen":  # room for every word: about 8 px per character at 12 pt

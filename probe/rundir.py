@@ -44,6 +44,7 @@ from probe.layout import RUN_SUBFOLDERS
 from probe.results import read_table, write_table
 from probe.schemas import schema
 from probe.study import Study
+from probe.timing import PartTimer
 
 if TYPE_CHECKING:
     from probe.trackers import Trackers
@@ -202,6 +203,9 @@ class RunContext:
     overrides: tuple[str, ...] = ()
     #: experiment trackers (``report_to``) that every written table is sent to.
     trackers: Trackers | None = None
+    #: seconds per part of each stage (:mod:`probe.timing`), stored with the stage's manifest entry.
+    timer: PartTimer = field(default_factory=PartTimer)
+    _stage: str | None = None
 
     # ---------------------------------------------------------------- manifest
 
@@ -259,25 +263,40 @@ class RunContext:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage and record its status in the manifest."""
+        """Time a stage and record its status (and its timed parts) in the manifest."""
         self.console.rule(f"[bold]{name}")
         start = time.perf_counter()
         self.manifest["stages"][name] = {"status": "running"}
         self.save_manifest()
+        self._stage = name
         try:
             yield
         except BaseException:
             self.manifest["stages"][name] = {
                 "status": "failed",
                 "seconds": round(time.perf_counter() - start, 2),
+                "parts": self.timer.for_stage(name),
             }
             with contextlib.suppress(OSError):  # finish() records it; never mask the cause
                 self.save_manifest()
             raise
+        finally:
+            self._stage = None
         seconds = round(time.perf_counter() - start, 2)
-        self.manifest["stages"][name] = {"status": "done", "seconds": seconds}
+        self.manifest["stages"][name] = {
+            "status": "done",
+            "seconds": seconds,
+            "parts": self.timer.for_stage(name),
+        }
         self.save_manifest()
         self.console.print(f"[dim]{name}: {seconds:.1f} s[/dim]")
+
+    @contextmanager
+    def timed(self, part: str, **labels: object) -> Iterator[None]:
+        """Time ``part`` of the running stage (labels: model, task, split, seed); see
+        :mod:`probe.timing`."""
+        with self.timer.timed(self._stage, part, **labels):
+            yield
 
     def finish(self, status: str = "complete") -> None:
         """Record the final status; on a full disk, free the reserve first, else say so."""

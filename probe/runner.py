@@ -26,6 +26,7 @@ from probe.rundir import RunContext, RunLock, create_run_dir, find_resumable_run
 from probe.runtime import resolve_device, seed_everything
 from probe.stages import figure_groups, load_function, stage
 from probe.study import Study
+from probe.timing import breakdown, breakdown_table
 from probe.trackers import Trackers, resolve_report_to
 from probe.validate import check_study, validate_study
 
@@ -157,7 +158,8 @@ def _run_stages(
                 with ctx.stage(name):
                     load_function(stage(name).run)(ctx)
                     if is_main_process():
-                        stage_figures(ctx, name)
+                        with ctx.timed("figures"):
+                            stage_figures(ctx, name)
     except KeyboardInterrupt as exc:
         ctx.finish("interrupted")
         resume = " ".join([f"probe run {path}", *(f"--set {o}" for o in overrides), "--resume"])
@@ -173,6 +175,7 @@ def _run_stages(
     finally:
         if ctx.trackers is not None:
             ctx.trackers.close()
+    console.print(breakdown_table(breakdown(ctx.manifest)))
     ctx.finish("complete")
 
 

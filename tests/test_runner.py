@@ -69,6 +69,26 @@ def test_run_folder_has_manifest_tables_and_figures(two_runs) -> None:
     assert {"linear", "majority"} <= set(table.probe)
 
 
+def test_manifest_breaks_the_probe_stage_time_into_parts(two_runs) -> None:
+    (run_dir, output), _ = two_runs
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    parts = manifest["stages"]["probe"]["parts"]
+    assert {p["part"] for p in parts} >= {
+        "features",
+        "task probe",
+        "control probe",
+        "task scores + bootstrap",
+        "figures",
+    }
+    assert {p["split"] for p in parts if p["part"] == "features"} == {"train", "dev", "test"}
+    assert all(
+        p["model"] == "tiny" and p["task"] == "upos" for p in parts if p["part"] != "figures"
+    )
+    # the parts run one after another inside the stage: together never more than its wall time
+    assert 0 < sum(p["seconds"] for p in parts) <= manifest["stages"]["probe"]["seconds"]
+    assert "where the time went" in output and "control probe" in output
+
+
 def test_same_study_and_seed_give_identical_results_table(two_runs) -> None:
     (first, _), (second, _) = two_runs
     a = pd.read_parquet(first / "results" / "probe.parquet")

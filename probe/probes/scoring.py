@@ -150,22 +150,23 @@ def probe_task(
     y = {s: task.splits[s].labels for s in X}
     common = {"model": model_label, "task": task.name, "seed": seed, "probe": "linear"}
     rows: list[dict] = []
-    task_pred = {s: probe.predict(X[s]) for s in EVAL_SPLITS}
-    for s in EVAL_SPLITS:
-        rows += _rows_for(
-            task,
-            task.splits[s],
-            s,
-            y[s],
-            task_pred[s],
-            layers,
-            section.bootstrap,
-            seed,
-            probe="linear",
-            control="task",
-            model=model_label,
-            task=task.name,
-        )
+    with ctx.timed("task scores + bootstrap", model=model_label, task=task.name, seed=seed):
+        task_pred = {s: probe.predict(X[s]) for s in EVAL_SPLITS}
+        for s in EVAL_SPLITS:
+            rows += _rows_for(
+                task,
+                task.splits[s],
+                s,
+                y[s],
+                task_pred[s],
+                layers,
+                section.bootstrap,
+                seed,
+                probe="linear",
+                control="task",
+                model=model_label,
+                task=task.name,
+            )
     rows += [
         PROBE.row(layer=layer, split="dev", metric="C", value=probe.C_[i], control="task", **common)
         for i, layer in enumerate(layers)
@@ -201,7 +202,10 @@ def _control_rows(
     types = {s: word_types(task.splits[s]) for s in X}
     control = ControlTask(seed=seed).fit(types["train"], y["train"])
     y_control = {s: control.transform(types[s]) for s in X}
-    control_probe = _fit_probe(ctx, f"{task.name} control", probe_kwargs(ctx, task), X, y_control)
+    with ctx.timed("control probe", model=common["model"], task=task.name, seed=seed):
+        control_probe = _fit_probe(
+            ctx, f"{task.name} control", probe_kwargs(ctx, task), X, y_control
+        )
     rows: list[dict] = []
     for s in EVAL_SPLITS:
         control_pred = control_probe.predict(X[s])

@@ -73,10 +73,12 @@ def _probe_one_task(
     assert section is not None
     X = {}
     for split_name, split in task.splits.items():
-        feats = split_features(ctx, encoder, split, layers, f"{task.name}/{split_name}")
-        X[split_name] = probe_inputs(task, split, feats, section)
+        with ctx.timed("features", model=label, task=task.name, split=split_name):
+            feats = split_features(ctx, encoder, split, layers, f"{task.name}/{split_name}")
+            X[split_name] = probe_inputs(task, split, feats, section)
     start = time.perf_counter()
-    task_probe = fit_task_probe(ctx, task, X)
+    with ctx.timed("task probe", model=label, task=task.name):
+        task_probe = fit_task_probe(ctx, task, X)
     rows: list[dict] = []
     for seed in section.seeds:
         rows += probe_task(ctx, task, X, layers, seed, label, task_probe)
@@ -89,7 +91,8 @@ def _probe_one_task(
         from probe.probes.mdl_stage import mdl_rows
 
         for seed in section.seeds:
-            code_rows += mdl_rows(ctx, task, X, layers, seed, label, probe_kwargs(ctx, task))
+            with ctx.timed("mdl", model=label, task=task.name, seed=seed):
+                code_rows += mdl_rows(ctx, task, X, layers, seed, label, probe_kwargs(ctx, task))
     summary_rows: list[dict] = []
     if section.mix:
         if layers != list(range(len(layers))):
@@ -98,7 +101,8 @@ def _probe_one_task(
             )
         start = time.perf_counter()
         for seed in section.seeds:
-            summary_rows += layer_summaries(ctx, task, X, layers, seed, label)
+            with ctx.timed("layer summaries", model=label, task=task.name, seed=seed):
+                summary_rows += layer_summaries(ctx, task, X, layers, seed, label)
         ctx.console.print(
             f"  {task.name}: layer summaries (scalar mix, mix-k) in "
             f"{time.perf_counter() - start:.1f} s"

@@ -209,10 +209,12 @@ def run_structural(ctx) -> None:
         ctx.console.print(f"[bold]model {entry.label}[/bold] ({entry.spec})")
         encoder, layers, checkpoint = load_model_entry(ctx, entry)
         where = {**common, "model": entry.label, "checkpoint": checkpoint}
-        feats = {
-            name: split_features(ctx, encoder, split.capture, layers, f"structural/{name}")
-            for name, split in splits.items()
-        }
+        feats = {}
+        for name, split in splits.items():
+            with ctx.timed("features", model=entry.label, split=name):
+                feats[name] = split_features(
+                    ctx, encoder, split.capture, layers, f"structural/{name}"
+                )
         sentence = splits["test"].sentences[example]
         keep = splits["test"].keep[example]
         at = {**where, "task": "distance", "probe": "structural", "split": "test",
@@ -227,7 +229,8 @@ def run_structural(ctx) -> None:
             for i, j in sorted(mst_edges(splits["test"].gold["distance"][example], keep))
         ]  # fmt: skip
         for task in section.tasks:
-            fit = _fit(ctx, entry.label, task, feats, splits, seed)
+            with ctx.timed(f"{task} probe", model=entry.label, task=task):
+                fit = _fit(ctx, entry.label, task, feats, splits, seed)
             for li, layer in enumerate(layers):
                 rows.append(
                     {

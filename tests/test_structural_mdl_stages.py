@@ -114,6 +114,25 @@ def test_mdl_with_too_few_training_sentences_fails_before_any_model_loads(tmp_pa
         check_study(load_study(_write(tmp_path, study)))
 
 
+def test_mdl_counts_sentences_with_targets_and_fails_before_any_model_loads(
+    tiny_model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch
+):
+    """1000 file sentences pass validation, but only 953 of them have a dependency arc."""
+    import probe.probes.stage as stage
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the MDL sentence check")
+
+    monkeypatch.setattr(stage, "load_encoder", no_model)
+    study = {
+        "name": "few_arcs",
+        "models": [{"spec": str(tiny_model_dir), "name": "tiny"}],
+        "probe": {"tasks": ["deprel"], "mdl": True, "limit": {"train": 1000}},
+    }
+    with pytest.raises(StudyError, match="deprel has targets in 953 training sentences"):
+        _run(_write(tmp_path, study), tmp_path / "runs")
+
+
 def _page(run_dir: Path, page: str):
     """The dashboard page ``page`` with the run ``run_dir`` selected (AppTest)."""
     import json

@@ -92,7 +92,8 @@ def structural_metrics_figure(
         shown = True
     fig.update_layout(title=f"structural probes by layer ({split})")
     fig.update_annotations(yshift=4)  # subplot titles clear of the figure title
-    fig.update_xaxes(title_text="layer", dtick=1, row=2)
+    fig.update_xaxes(dtick=1)
+    fig.update_xaxes(title_text="layer", row=2)
     fig = apply_style(fig, style=style, column="double", height=560 if style == "screen" else None)
     if style == "screen":  # room between the figure title and the first row's panel titles
         fig.update_layout(margin={"t": 90})

@@ -120,6 +120,10 @@ def load_model_entry(ctx: RunContext, entry) -> tuple[Encoder, list[int], str | 
 def run_probes(ctx: RunContext) -> None:
     """Run the probe stage of ``ctx.study`` (see module docstring)."""
     tasks = _load_tasks(ctx)
+    if ctx.study.probe.mdl:  # before any model loads: a late failure would waste the capture
+        from probe.probes.mdl_stage import check_mdl_sentences
+
+        check_mdl_sentences(list(tasks.values()))
     rows: list[dict] = []
     summary_rows: list[dict] = []
     code_rows: list[dict] = []

@@ -39,6 +39,7 @@ __all__ = [
     "SIZES",
     "FinetuneJob",
     "PretrainJob",
+    "StopCriterion",
     "TrainJob",
     "TrainSection",
     "model_sizes",
@@ -195,6 +196,36 @@ class PretrainJob(_JobBase):
         return self
 
 
+class StopCriterion(StrictModel):
+    """Train until the model fits its training subset, within the job's step budget.
+
+    Every ``every`` steps the whole training subset is scored (eval mode, no dropout); training
+    stops at the first check where ``train_accuracy`` is reached (>=) or ``train_loss`` is
+    reached (<=), whichever is given first. ``steps``/``epochs`` stay the budget (and set the
+    learning-rate schedule); the training table says whether the criterion held
+    (``criterion_met``) and at which step.
+    """
+
+    train_accuracy: Probability | None = None
+    train_loss: Annotated[float, Field(gt=0)] | None = None
+    every: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _some_threshold(self) -> StopCriterion:
+        if self.train_accuracy is None and self.train_loss is None:
+            raise ValueError("give train_accuracy, train_loss or both, e.g. {train_loss: 0.05}")
+        return self
+
+    def holds(self, metrics: dict[str, float]) -> bool:
+        """Whether the training-subset ``metrics`` (``loss``, ``accuracy``) meet a threshold."""
+        accuracy, loss = metrics.get("accuracy"), metrics.get("loss")
+        return (
+            self.train_accuracy is not None
+            and accuracy is not None
+            and accuracy >= self.train_accuracy
+        ) or (self.train_loss is not None and loss is not None and loss <= self.train_loss)
+
+
 class FinetuneJob(_JobBase):
     """Fine-tuning of any model spec on sentence (``sst2``) or token classification.
 
@@ -202,7 +233,8 @@ class FinetuneJob(_JobBase):
     ``1`` freezes the embeddings only, ``L + 1`` the whole encoder; the pooler above the last
     layer stays trainable, as part of the sentence head). ``head_lr`` is the learning
     rate of the new classification head (default: ``lr``). ``limit`` keeps the first N sentences
-    of a split for CPU-sized runs.
+    of a split for CPU-sized runs. ``stop`` trains until the training subset is fitted
+    (:class:`StopCriterion`); ``arm`` names the setting a job is one seed of.
     """
 
     kind: Literal["finetune"]
@@ -212,6 +244,8 @@ class FinetuneJob(_JobBase):
     head_lr: Annotated[float, Field(gt=0)] | None = None
     limit: dict[Literal["train", "dev", "test"], PositiveInt | None] = {}
     test: bool = False
+    stop: StopCriterion | None = None
+    arm: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")] | None = None
 
 
 TrainJob = Annotated[PretrainJob | FinetuneJob, Field(discriminator="kind")]

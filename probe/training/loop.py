@@ -187,6 +187,7 @@ class _JobState:
     pending: list[dict[str, Any]] = field(default_factory=list)  # step losses not yet logged
     eval_seconds: float = 0.0
     save_seconds: float = 0.0
+    loop_start: float = 0.0  # perf_counter() when the training loop started
     tokens: float = 0.0  # non-padding tokens trained on, over every process
 
     @property
@@ -397,8 +398,36 @@ def _optimizer_step(s: _JobState, parts: dict[str, torch.Tensor]) -> None:
     s.pending.append({"step": s.step, "lr": lr, **parts})
 
 
+def _check_fit(s: _JobState) -> None:
+    """Score the whole training subset when the job's ``stop`` criterion is due; stop if it holds.
+
+    Rows (split ``train``): ``subset_<metric>`` (eval mode, no dropout, unlike the step losses)
+    and ``seconds``, the training time so far (evaluations and checkpoints not counted); at the
+    last step, ``criterion_met`` (1 or 0). Stopping makes this step the last one: it is
+    evaluated and saved like the end of the budget.
+    """
+    criterion = getattr(s.job, "stop", None)
+    if criterion is None or (s.step % criterion.every and s.step < s.n_steps):
+        return
+    start = time.perf_counter()
+    trained = 0.0 if s.step == 0 else start - s.loop_start - s.eval_seconds - s.save_seconds
+    model = s.accelerator.unwrap_model(s.module)
+    metrics = s.objective.evaluate(model, s.accelerator.device, "train")
+    s.history.extend(s.row(s.step, "train", f"subset_{k}", float(v)) for k, v in metrics.items())
+    s.history.append(s.row(s.step, "train", "seconds", trained))
+    held = criterion.holds(metrics)
+    if held and s.step < s.n_steps:
+        s.console.print(f"{s.job.name}: stop criterion met at step {s.step}/{s.n_steps}")
+        s.n_steps = s.step
+        s.save_at.add(s.step)
+    if s.step == s.n_steps:
+        s.history.append(s.row(s.step, "train", "criterion_met", float(held)))
+    s.eval_seconds += time.perf_counter() - start
+
+
 def _after_step(s: _JobState) -> None:
-    """Log, evaluate and checkpoint when the schedule says so."""
+    """Check the stop criterion; log, evaluate and checkpoint when the schedule says so."""
+    _check_fit(s)
     step, eval_every = s.step, s.job.eval_every
     evaluate_now = step == s.n_steps or step in s.save_at or (eval_every and step % eval_every == 0)
     if evaluate_now or step % s.job.log_every == 0:
@@ -475,9 +504,10 @@ def train_job(
     )
     _prepare(s, resume_from)
     if not s.resumed:
+        _check_fit(s)
         _evaluate(s, 0)
         _checkpoint(s, 0)
-    loop_start = time.perf_counter()
+    s.loop_start = loop_start = time.perf_counter()
     s.module.train()
     while s.step < s.n_steps:
         _optimizer_step(s, _forward_backward(s))

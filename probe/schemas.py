@@ -127,6 +127,13 @@ _CI = (
     Column("ci_high", "float64", "upper end of the 95% bootstrap interval (test accuracy)"),
 )
 
+#: Which trained job a landscape row is about (NA for checkpoints not written by probe's training).
+_LANDSCAPE_JOB = (
+    Column("arm", "str", "the setting the job is one seed of (its `arm`, else its name)"),
+    Column("init", "str", "pretrained, or scratch (a `scratch:` model spec)"),
+    Column("pair", "str", "the model spec both inits share (scratch: prefix removed)"),
+)
+
 #: Every results table, by name (the stage registry, :mod:`probe.stages`, says which stage writes
 #: which; a test pins the two lists equal).
 SCHEMAS: dict[str, TableSchema] = {
@@ -206,6 +213,7 @@ SCHEMAS: dict[str, TableSchema] = {
         TableSchema(
             "landscape_trajectory",
             (
+                *_LANDSCAPE_JOB,
                 Column("step", "Int64", "training step of the checkpoint"),
                 Column("x", "float64", "position on the PCA plane's 1st axis (with pca_plane)"),
                 Column("y", "float64", "position on the PCA plane's 2nd axis (with pca_plane)"),
@@ -217,13 +225,17 @@ SCHEMAS: dict[str, TableSchema] = {
         ),
         TableSchema(
             "landscape_1d",
-            (Column("alpha", "float64", "position on the line: 0 initial, 1 final weights"),),
+            (
+                *_LANDSCAPE_JOB,
+                Column("alpha", "float64", "position on the line: 0 initial, 1 final weights"),
+            ),
             probe=UNUSED,
             control=UNUSED,
         ),
         TableSchema(
             "landscape_2d",
             (
+                *_LANDSCAPE_JOB,
                 Column("plane", "str", "random or pca"),
                 Column("x", "float64", "coordinate along the first direction"),
                 Column("y", "float64", "coordinate along the second direction"),
@@ -236,12 +248,33 @@ SCHEMAS: dict[str, TableSchema] = {
         TableSchema(
             "sharpness",
             (
+                *_LANDSCAPE_JOB,
                 Column("radius", "float64", "filter-normalised radius of the loss rise"),
                 Column("n_directions", "Int64", "random directions averaged at the radius"),
                 Column("iterations", "Int64", "power iterations of the Hessian eigenvalue"),
                 Column("converged", "object", "whether the power iteration converged"),
                 Column("dominant_eigenvalue", "float64", "largest-magnitude eigenvalue"),
                 Column("n_parameters", "Int64", "parameters counted in the distance"),
+            ),
+            probe=UNUSED,
+            control=UNUSED,
+        ),
+        TableSchema(
+            "landscape_layers",
+            (
+                *_LANDSCAPE_JOB,
+                Column("part", "str", "embeddings (layer 0), layer.<l>, or head (layer NA)"),
+                Column("alpha", "float64", "only this part at lerp(initial, final, alpha)"),
+            ),
+            probe=UNUSED,
+            control=UNUSED,
+        ),
+        TableSchema(
+            "landscape_convergence",
+            (
+                *_LANDSCAPE_JOB,
+                Column("step", "Int64", "checked step (curve and end-point rows)"),
+                Column("threshold", "float64", "training-subset loss of the *_to_loss rows"),
             ),
             probe=UNUSED,
             control=UNUSED,

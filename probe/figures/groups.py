@@ -121,7 +121,8 @@ def embeddings_figures(
 def landscape_figures(
     tables: Tables, style: Style, *, colors: Colors = None, **_: object
 ) -> dict[str, go.Figure]:
-    """Loss curves, 1-D line, 2-D/3-D planes and sharpness, as far as the tables allow."""
+    """Loss curves, 1-D line, 2-D/3-D planes and sharpness, as far as the tables allow; with
+    ``pair``/``init`` labels also convergence, basins and layer-invariance figures."""
     from probe.figures.landscape import landscape_figures as build
 
     return build(
@@ -129,6 +130,8 @@ def landscape_figures(
         line=tables.get("landscape_1d"),
         plane=tables.get("landscape_2d"),
         sharpness=tables.get("sharpness"),
+        layers=tables.get("landscape_layers"),
+        convergence=tables.get("landscape_convergence"),
         colors=colors,
         style=style,
     )

@@ -41,6 +41,8 @@ _PLANE_AXES = {
     "pca": ("PC 1", "PC 2"),
 }
 _LEVELS = 20
+#: Runs beyond which one-column-per-run maps become unreadable (the basins figure remains).
+_MAX_PANELS = 6
 
 
 def _models(table: pd.DataFrame) -> list[str]:
@@ -524,20 +526,23 @@ def landscape_figures(
     line: pd.DataFrame | None = None,
     plane: pd.DataFrame | None = None,
     sharpness: pd.DataFrame | None = None,
+    layers: pd.DataFrame | None = None,
+    convergence: pd.DataFrame | None = None,
     colors: dict[str, str] | None = None,
     style: str = "screen",
 ) -> dict[str, go.Figure]:
     """Every landscape figure the tables allow, by file name.
 
     A run keeps one colour in every figure: ``colors`` where given, else its place among the
-    runs of all the tables.
+    runs of all the tables. With more than :data:`_MAX_PANELS` runs the per-run 2-D and 3-D maps
+    (one column per run) are left out; ``landscape_basins_<plane>`` then shows one seed per arm.
     """
     names = [trajectory] + [t for t in (line, plane, sharpness) if t is not None]
     colors = series_colors([m for table in names for m in _models(table)], colors)
     figures = {"landscape_curves": curves_figure(trajectory, colors=colors, style=style)}
     if line is not None and not line.empty:
         figures["landscape_1d"] = line_figure(line, sharpness, colors=colors, style=style)
-    if plane is not None and not plane.empty:
+    if plane is not None and not plane.empty and len(_models(plane)) <= _MAX_PANELS:
         for kind in dict.fromkeys(plane["plane"].astype(str)):
             figures[figure_name("landscape_2d", kind)] = contour_figure(
                 plane, kind, trajectory=trajectory, sharpness=sharpness, style=style
@@ -548,4 +553,31 @@ def landscape_figures(
             )
     if sharpness is not None and not sharpness.empty:
         figures["landscape_sharpness"] = sharpness_figure(sharpness, colors=colors, style=style)
+    figures.update(_comparison_figures(plane, layers, convergence, style))
+    return figures
+
+
+def _comparison_figures(
+    plane: pd.DataFrame | None,
+    layers: pd.DataFrame | None,
+    convergence: pd.DataFrame | None,
+    style: str,
+) -> dict[str, go.Figure]:
+    """Pretrained vs scratch figures, where the tables carry ``pair``/``init`` labels."""
+    from probe.figures import landscape_compare as compare
+
+    def labelled(table: pd.DataFrame | None) -> bool:
+        return table is not None and "init" in table and table["init"].notna().any()
+
+    figures: dict[str, go.Figure] = {}
+    if labelled(convergence):
+        figures["landscape_convergence"] = compare.convergence_figure(convergence, style=style)
+    if labelled(plane):
+        for kind in dict.fromkeys(plane["plane"].astype(str)):
+            figures[figure_name("landscape_basins", kind)] = compare.basins_figure(
+                plane, kind, style=style
+            )
+    if labelled(layers):
+        figures["landscape_layers"] = compare.layers_figure(layers, style=style)
+        figures["landscape_layer_curves"] = compare.layer_curves_figure(layers, style=style)
     return figures

@@ -47,6 +47,13 @@ def check_landscape(study: Study) -> list[str]:
                         f"landscape.jobs.{index}: {job!r} is not a {section.task} fine-tuning "
                         f"job of the train section; those are: {', '.join(trained)}"
                     )
+            if section.convergence is not None and study.train is not None:
+                problems += [
+                    f"landscape.convergence: job {name!r} has no stop criterion, so its "
+                    "training-subset loss is never scored; add stop: {train_loss: 0.05}"
+                    for name in section.jobs or trained
+                    if name in trained and getattr(study.train.job(name), "stop", None) is None
+                ]
     for split in section.examples:
         try:
             check_split_readable(SST2_DATASET, split)  # missing, not UTF-8 (FILE:LINE), empty

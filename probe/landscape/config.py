@@ -10,6 +10,8 @@ Example (all keys optional; the defaults are a CPU-sized run)::
       random_plane: {span: 1.0, points: 11}
       pca_plane: {points: 11, margin: 0.25}
       sharpness: {hessian_iterations: 20, radii: [0.05, 0.1], directions: 8}
+      layers: {points: 5}               # per-layer line from initial to final weights (opt-in)
+      convergence: {thresholds: [0.5, 0.2, 0.1, 0.05]}   # steps to train-loss thresholds (opt-in)
 
 A sub-section set to ``null`` is skipped (``pca_plane: null``).
 
@@ -26,7 +28,9 @@ from probe._schema import Seed, StrictModel
 from probe.training.config import FinetuneJob, TrainSection
 
 __all__ = [
+    "ConvergenceSection",
     "LandscapeSection",
+    "LayersSection",
     "LineSection",
     "PCAPlaneSection",
     "RandomPlaneSection",
@@ -92,6 +96,25 @@ class SharpnessSection(StrictModel):
     directions: PositiveInt = 8
 
 
+class LayersSection(StrictModel):
+    """Layer invariance: relative weight change per layer, and a 1-D curve per layer that moves
+    only that layer from its initial (alpha 0) to its final (alpha 1) weights."""
+
+    points: Annotated[int, Field(ge=2)] = 5
+
+
+class ConvergenceSection(StrictModel):
+    """Steps and seconds until the training-subset loss reaches each threshold (jobs trained
+    with a ``stop`` criterion log that loss)."""
+
+    thresholds: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] = [
+        0.5,
+        0.2,
+        0.1,
+        0.05,
+    ]
+
+
 class LandscapeSection(StrictModel):
     """Loss landscapes of fine-tuning runs (Hao et al. 2019; Li et al. 2018)."""
 
@@ -107,6 +130,8 @@ class LandscapeSection(StrictModel):
     random_plane: RandomPlaneSection | None = RandomPlaneSection()
     pca_plane: PCAPlaneSection | None = PCAPlaneSection()
     sharpness: SharpnessSection | None = SharpnessSection()
+    layers: LayersSection | None = None
+    convergence: ConvergenceSection | None = None
     save_directions: bool = True
 
     @field_validator("examples")

@@ -27,6 +27,7 @@ from probe.landscape.checkpoints import (
 )
 from probe.landscape.config import (
     LandscapeSection,
+    LayersSection,
     LineSection,
     PCAPlaneSection,
     RandomPlaneSection,
@@ -40,6 +41,7 @@ from probe.landscape.directions import (
     random_directions,
     save_directions,
 )
+from probe.landscape.layers import layer_curve, layer_parts, relative_change
 from probe.landscape.objective import Objective, sst2_objective
 from probe.landscape.sharpness import hessian_top_eigenvalue, loss_increase_at_radius
 from probe.landscape.surface import (
@@ -50,6 +52,7 @@ from probe.landscape.surface import (
     plane_points,
 )
 from probe.landscape.trajectory import trajectory_plane
+from probe.model_spec import ModelSpec
 from probe.models import load_tokenizer
 from probe.rundir import RunContext
 from probe.runtime import autocast_dtype
@@ -105,7 +108,8 @@ def _rows(values: np.ndarray, splits: list[str], **columns: Any) -> list[dict]:
 
 
 def empty_rows() -> dict[str, list[dict]]:
-    return {name: [] for name in ("trajectory", "line", "plane", "sharpness", "scale")}
+    names = ("trajectory", "line", "plane", "sharpness", "scale", "layers")
+    return {name: [] for name in names}
 
 
 @dataclass
@@ -189,8 +193,25 @@ def _open_job(
         ignore=None if section.ignore == "none" else "biasbn",
         checkpoints=checkpoints,
         objectives=objectives,
-        common={"model": job, "task": section.task, "seed": seed},
+        common={"model": job, "task": section.task, "seed": seed, **job_labels(checkpoints[-1])},
     )
+
+
+def job_labels(final: Checkpoint) -> dict[str, str]:
+    """``arm`` (the setting the job is one seed of), ``init`` (pretrained or scratch) and ``pair``
+    (the model spec both inits share), from the job config its final checkpoint records."""
+    from probe.training.checkpoint import STATE_FILE, load_state
+
+    if not (final.path / STATE_FILE).is_file():
+        return {}  # not written by probe's training stage: nothing to group it by
+    job = load_state(final.path)["job"]
+    spec = ModelSpec.parse(job["model"])
+    scratch = spec.kind == "scratch" and spec.inner is not None
+    return {
+        "arm": job.get("arm") or job["name"],
+        "init": "scratch" if scratch else "pretrained",
+        "pair": spec.inner.text if scratch else spec.text,
+    }
 
 
 def _score_trajectory(state: JobState) -> None:
@@ -356,6 +377,28 @@ def _place_trajectory(state: JobState, coords: np.ndarray, variance: dict[str, f
                 row.update(x=float(x), y=float(y), **variance)
 
 
+def _layers(state: JobState, cfg: LayersSection) -> None:
+    """6. Layer invariance: relative change of each part, and its initial-to-final 1-D curve."""
+    theta0 = state.points[0]
+    parts = layer_parts(state.theta1)
+    alphas = line_alphas(0.0, 1.0, cfg.points)
+    start = time.perf_counter()
+    for part in parts:
+        columns = {"part": part.name, "layer": part.layer, "checkpoint": "final", **state.common}
+        change = relative_change(theta0, state.theta1, part)
+        state.rows["layers"].append(
+            {"split": pd.NA, "metric": "relative_change", "value": change, **columns}
+        )
+        values = layer_curve(state.live_model(), theta0, part, alphas, state.objectives)
+        for alpha, v in zip(alphas, values, strict=True):
+            state.rows["layers"] += _rows(v, state.splits, alpha=float(alpha), **columns)
+    if state.dist.is_main:
+        state.ctx.console.print(
+            f"{state.job}: {len(parts)} layer curves of {len(alphas)} points in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
+
+
 def _loss_rise(state: JobState, cfg: SharpnessSection) -> None:
     """5a. Mean, spread and max loss rise at filter-normalised radii around the final weights."""
     model = state.live_model()
@@ -449,6 +492,8 @@ def analyse_job(
         _random_plane(state, section.random_plane)
     if section.pca_plane is not None:
         _pca_plane(state, section.pca_plane)
+    if section.layers is not None:
+        _layers(state, section.layers)
     state.points = []  # the trajectory's parameters are no longer needed
     if section.sharpness is not None:
         _sharpness(state, section.sharpness)

@@ -10,15 +10,23 @@ For every training job (its checkpoints ``step-0`` = initial weights, ``step-N``
 4. *PCA plane*: ``theta_1 + x p_1 + y p_2`` with the top-2 principal components of the
    checkpoints, the trajectory projected onto it;
 5. *sharpness*: the top Hessian eigenvalue (power iteration on Hessian-vector products) and the
-   mean loss rise at filter-normalised radii.
+   mean loss rise at filter-normalised radii;
+6. *layers* (opt-in): relative weight change per layer and a 1-D curve per layer that moves only
+   that layer from its initial to its final weights (:mod:`probe.landscape.layers`);
+7. *convergence* (opt-in): steps and seconds to a ladder of training-subset losses, read from
+   the training table (:mod:`probe.landscape.convergence`).
+
+Rows carry the job's ``arm`` (the setting it is one seed of), ``init`` (pretrained or scratch)
+and ``pair`` (the model spec both inits share), so seeds and arms can be compared.
 
 Every grid is centred on the final weights (its middle point is the trained model). Directions
 are seeded and saved next to the grid (``landscape/<job>/directions_<plane>.pt``). Under
 ``accelerate launch`` each process evaluates every n-th grid point and the main process gathers
 and writes the tables (the runner draws the figures from them).
 
-Results: ``results/landscape_trajectory``, ``landscape_1d``, ``landscape_2d``, ``sharpness``
-(tidy, with extra columns ``step``, ``alpha``, ``plane``/``x``/``y``, ``radius``).
+Results: ``results/landscape_trajectory``, ``landscape_1d``, ``landscape_2d``, ``sharpness``,
+``landscape_layers``, ``landscape_convergence`` (tidy, with extra columns ``step``, ``alpha``,
+``plane``/``x``/``y``, ``radius``, ``part``, ``threshold``).
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ from rich.table import Table
 from probe.errors import StudyError
 from probe.landscape.checkpoints import Checkpoint, job_checkpoints
 from probe.landscape.config import LandscapeSection, train_job_names
+from probe.landscape.convergence import convergence_rows
 from probe.landscape.job import Distributed, analyse_job, empty_rows
+from probe.results import read_table
 from probe.rundir import RunContext
 
 __all__ = ["Checkpoint", "job_checkpoints", "run_landscape"]
@@ -69,6 +79,24 @@ def _print_sharpness(ctx: RunContext, table: pd.DataFrame) -> None:
     ctx.console.print(out)
 
 
+def _convergence(
+    section: LandscapeSection, source_run: Path, jobs: list[str], labels: dict[str, dict]
+) -> list[dict]:
+    """Convergence rows of every job, from the source run's training table."""
+    assert section.convergence is not None
+    path = source_run / "results" / "training.parquet"
+    if not path.is_file():
+        raise StudyError(f"landscape.convergence: {path} is missing; the train stage writes it")
+    training = read_table(path)
+    return [
+        row
+        for job in jobs
+        for row in convergence_rows(
+            training, job, section.convergence.thresholds, checkpoint="final", **labels[job]
+        )
+    ]
+
+
 def run_landscape(ctx: RunContext) -> None:
     """Stage entry point (see the module docstring)."""
     section = ctx.study.landscape
@@ -78,8 +106,14 @@ def run_landscape(ctx: RunContext) -> None:
     source_run = Path(section.from_run) if section.from_run else ctx.run_dir
     dist = Distributed(ctx.device)
     rows = empty_rows()
-    for job in _jobs(section, ctx, source_run):
-        for key, value in analyse_job(ctx, section, job, source_run, dist, seed).items():
+    jobs = _jobs(section, ctx, source_run)
+    labels: dict[str, dict] = {}
+    for job in jobs:
+        job_rows = analyse_job(ctx, section, job, source_run, dist, seed)
+        labels[job] = {
+            k: job_rows["trajectory"][0].get(k) for k in ("model", "task", "arm", "init", "pair")
+        }
+        for key, value in job_rows.items():
             rows[key] += value
     if not dist.is_main:
         dist.wait()
@@ -91,5 +125,9 @@ def run_landscape(ctx: RunContext) -> None:
         ctx.write_table("landscape_2d", rows["plane"])
     sharpness = rows["sharpness"] + rows["scale"]
     ctx.write_table("sharpness", sharpness)
+    if rows["layers"]:
+        ctx.write_table("landscape_layers", rows["layers"])
+    if section.convergence is not None:
+        ctx.write_table("landscape_convergence", _convergence(section, source_run, jobs, labels))
     _print_sharpness(ctx, ctx.read_table("sharpness"))
     dist.wait()

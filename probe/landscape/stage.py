@@ -41,6 +41,7 @@ from probe.landscape.checkpoints import Checkpoint, job_checkpoints
 from probe.landscape.config import LandscapeSection, train_job_names
 from probe.landscape.convergence import convergence_rows
 from probe.landscape.job import Distributed, analyse_job, empty_rows
+from probe.landscape.summary import markdown, pair_summary
 from probe.results import read_table
 from probe.rundir import RunContext
 
@@ -77,6 +78,15 @@ def _print_sharpness(ctx: RunContext, table: pd.DataFrame) -> None:
             f"{row.value:.4g}",
         )
     ctx.console.print(out)
+
+
+def _print_pairs(ctx: RunContext) -> None:
+    """The per-pair table (mean ± std over seeds), where the jobs carry pair/init labels."""
+    names = ("landscape_convergence", "sharpness", "landscape_trajectory")
+    summary = pair_summary({name: ctx.read_table(name) for name in names})
+    for pair in summary["pair"].unique() if not summary.empty else []:
+        ctx.console.print(f"\n{pair}: pretrained vs scratch (mean ± std over seeds)")
+        ctx.console.print(markdown(summary, str(pair)), markup=False, soft_wrap=True)
 
 
 def _convergence(
@@ -130,4 +140,6 @@ def run_landscape(ctx: RunContext) -> None:
     if section.convergence is not None:
         ctx.write_table("landscape_convergence", _convergence(section, source_run, jobs, labels))
     _print_sharpness(ctx, ctx.read_table("sharpness"))
+    if section.convergence is not None:
+        _print_pairs(ctx)
     dist.wait()

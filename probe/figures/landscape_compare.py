@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probe.figures.landscape import _log_ticks
 from probe.figures.style import apply_style, series_colors
 
 __all__ = ["basins_figure", "convergence_figure", "layer_curves_figure", "layers_figure"]
@@ -125,12 +126,13 @@ def basins_figure(
                 row=r,
                 col=c,
             )
+    ticks, labels = _log_ticks(low, high)
     fig.update_layout(
         coloraxis={
             "colorscale": "Viridis",
             "cmin": low,
             "cmax": high,
-            "colorbar": {"title": {"text": "log10 loss"}},
+            "colorbar": {"title": {"text": "loss"}, "tickvals": ticks, "ticktext": labels},
         },
         title=f"Basin vs canyon: {split} loss in the {kind} plane around the fine-tuned weights",
     )
@@ -204,12 +206,17 @@ def layer_curves_figure(
     fig = make_subplots(
         rows=1, cols=max(len(arms), 1), subplot_titles=[f"{p} · {i}" for p, i in arms]
     )
+    shown: set[str] = set()
+    # one shade per part name in every panel: the deepest part of the deepest model is darkest
+    every = list(dict.fromkeys(curves["part"].astype(str)))
+    order = sorted(every, key=lambda p: (p == "head", int(p.split(".")[1]) if "." in p else 0))
+    shades = {p: int(200 - 170 * k / max(len(order) - 1, 1)) for k, p in enumerate(order)}
     for c, (pair, init) in enumerate(arms, start=1):
         cell = _first_job(curves, pair, init)
         parts = list(dict.fromkeys(cell["part"].astype(str)))
-        for k, part in enumerate(parts):
+        for part in parts:
             line = cell[cell["part"].astype(str) == part].sort_values("alpha")
-            shade = int(200 - 170 * k / max(len(parts) - 1, 1))
+            shade = shades[part]
             fig.add_trace(
                 go.Scatter(
                     x=line["alpha"],
@@ -217,14 +224,17 @@ def layer_curves_figure(
                     mode="lines+markers",
                     name=part,
                     legendgroup=part,
-                    showlegend=c == 1,
+                    showlegend=part not in shown,
                     line={"color": f"rgb({shade},{shade},{min(255, shade + 55)})"},
                 ),
                 row=1,
                 col=c,
             )
-    fig.update_xaxes(title_text="α (only this part at lerp(θ₀, θ₁, α))")
-    fig.update_yaxes(type="log", title_text=f"{split} loss", col=1)
-    fig.update_layout(title="Per-layer lines from initial to final weights (others final)")
+            shown.add(part)
+    fig.update_xaxes(title_text="α")
+    fig.update_yaxes(title_text=f"{split} loss", col=1)
+    fig.update_layout(
+        title="Only one part moved: lerp(θ₀, θ₁, α) for that part, every other part final (α = 1)"
+    )
     apply_style(fig, style=style, column="double")  # type: ignore[arg-type]
     return fig

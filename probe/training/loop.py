@@ -188,7 +188,14 @@ class _JobState:
     eval_seconds: float = 0.0
     save_seconds: float = 0.0
     loop_start: float = 0.0  # perf_counter() when the training loop started
+    paused_before_loop: float = 0.0  # eval + save seconds spent before loop_start
     tokens: float = 0.0  # non-padding tokens trained on, over every process
+
+    def training_seconds(self, now: float) -> float:
+        """Seconds spent in the training loop until ``now``, evaluations and checkpoints not
+        counted (those before the loop, at step 0, are not inside it either)."""
+        paused = self.eval_seconds + self.save_seconds - self.paused_before_loop
+        return now - self.loop_start - paused
 
     @property
     def world(self) -> int:
@@ -410,7 +417,7 @@ def _check_fit(s: _JobState) -> None:
     if criterion is None or (s.step % criterion.every and s.step < s.n_steps):
         return
     start = time.perf_counter()
-    trained = 0.0 if s.step == 0 else start - s.loop_start - s.eval_seconds - s.save_seconds
+    trained = 0.0 if s.step == 0 else s.training_seconds(start)
     model = s.accelerator.unwrap_model(s.module)
     metrics = s.objective.evaluate(model, s.accelerator.device, "train")
     s.history.extend(s.row(s.step, "train", f"subset_{k}", float(v)) for k, v in metrics.items())
@@ -507,7 +514,8 @@ def train_job(
         _check_fit(s)
         _evaluate(s, 0)
         _checkpoint(s, 0)
-    s.loop_start = loop_start = time.perf_counter()
+    s.paused_before_loop = s.eval_seconds + s.save_seconds
+    s.loop_start = time.perf_counter()
     s.module.train()
     while s.step < s.n_steps:
         _optimizer_step(s, _forward_backward(s))
@@ -515,5 +523,5 @@ def train_job(
         if on_step is not None:
             on_step(s.step)
     _flush(s)
-    _finish(s, time.perf_counter() - loop_start - s.eval_seconds - s.save_seconds)
+    _finish(s, s.training_seconds(time.perf_counter()))
     return s.history

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from probe.probes.baselines import MajorityClassBaseline, majority_accuracy
 from probe.probes.control import ControlTask, stable_uniform
-from probe.probes.linear import LayerwiseLogisticRegression
+from probe.probes.linear import LayerStats, LayerwiseLogisticRegression
 
 K = 4  # classes in the synthetic problems
 
@@ -335,3 +335,21 @@ def test_majority_baseline_predicts_the_most_frequent_training_label():
         assert clone(base).get_params() == {}
     with pytest.raises(NotFittedError):
         MajorityClassBaseline().predict(np.zeros((1, 1)))
+
+
+def test_fits_sharing_layer_stats_equal_lone_fits_exactly():
+    # A control task refits the task's features with other labels: the per-layer statistics and
+    # preconditioner are computed once and shared, which must change no bit of the result.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2, 300, 6)).astype(np.float32)
+    y = (X[1, :, 0] > 0).astype(int) + (X[1, :, 1] > 0)
+    X_dev, y_dev = X[:, :100], y[:100]
+    stats = LayerStats(X)
+    for labels in (y, rng.integers(0, 3, 300)):
+        lone = LayerwiseLogisticRegression(device="cpu").fit(X, labels, X_dev, y_dev)
+        shared = LayerwiseLogisticRegression(device="cpu").fit(X, labels, X_dev, y_dev, stats=stats)
+        np.testing.assert_array_equal(shared.coef_, lone.coef_)
+        np.testing.assert_array_equal(shared.intercept_, lone.intercept_)
+        np.testing.assert_array_equal(shared.C_, lone.C_)
+    with pytest.raises(ValueError, match="another training array"):
+        LayerwiseLogisticRegression(device="cpu").fit(X.copy(), y, stats=stats)

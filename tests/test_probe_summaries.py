@@ -239,3 +239,20 @@ def test_center_of_gravity_of_layers_that_add_nothing_is_flagged_and_not_drawn()
     markers = [t for t in fig.data if t.type == "scatter" and t.x[0] is not None]
     drawn = [t.x[0] for t in markers if t.marker.symbol == "diamond"]
     assert drawn == pytest.approx([(0.05 + 0.06 + 0.03) / 0.09])
+
+
+def test_batched_mix_k_matches_one_probe_per_k_within_float_rounding(layer3_data):
+    # The batched job trains the same probes (same minibatches, same stopping rule); only the
+    # order of floating-point sums differs. Pinned tolerance: same scores and stopping epochs,
+    # weights within 1e-5, classifier within 1e-4.
+    (X, y), (X_dev, y_dev), (X_test, y_test) = layer3_data
+    args = (X, y, X_dev, y_dev, X_test, y_test)
+    params = {**FAST, "max_epochs": 40, "seed": 1}
+    batched, fast = cumulative_mix_scores(*args, return_probes=True, **params)
+    reference, slow = cumulative_mix_scores(*args, return_probes=True, batched=False, **params)
+    np.testing.assert_array_equal(batched, reference)
+    for one, ref in zip(fast, slow, strict=True):
+        assert (one.n_iter_, one.best_epoch_) == (ref.n_iter_, ref.best_epoch_)
+        np.testing.assert_allclose(one.layer_weights_, ref.layer_weights_, atol=1e-5)
+        np.testing.assert_allclose(one.coef_, ref.coef_, atol=1e-4)
+        np.testing.assert_allclose(one.loss_curve_, ref.loss_curve_, rtol=1e-5)

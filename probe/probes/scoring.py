@@ -8,23 +8,29 @@ are built with the pinned schemas of :mod:`probe.schemas` (``probe`` and ``probe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from probe.data import TaskData, TaskSplit, word_types
 from probe.probes.baselines import MajorityClassBaseline
 from probe.probes.control import ControlTask
+from probe.probes.fits import TaskInputs, cached_layerwise_probe, cached_mix_summary
 from probe.probes.linear import LayerwiseLogisticRegression
 from probe.probes.metrics import bootstrap_ci, macro_f1, semeval2010_official_f1
-from probe.probes.summaries import center_of_gravity, cumulative_mix_scores, expected_layer
+from probe.probes.summaries import center_of_gravity, expected_layer
 from probe.rundir import RunContext
 from probe.schemas import SCHEMAS
 
-__all__ = ["EVAL_SPLITS", "fit_task_probe", "layer_summaries", "probe_kwargs", "probe_task"]
+__all__ = [
+    "EVAL_SPLITS",
+    "fit_task_probe",
+    "layer_summaries",
+    "probe_kwargs",
+    "probe_task",
+    "task_predictions",
+]
 
 EVAL_SPLITS = ("dev", "test")
 PROBE = SCHEMAS["probe"]
@@ -79,36 +85,6 @@ def _rows_for(
     return rows
 
 
-def _fit_probe(
-    ctx: RunContext,
-    label: str,
-    kwargs: dict,
-    X: dict[str, np.ndarray],
-    y: dict[str, np.ndarray],
-) -> LayerwiseLogisticRegression:
-    """Fit one all-layer probe on train, C chosen on dev, behind a progress bar."""
-    probe = LayerwiseLogisticRegression(**kwargs)
-    n_fits = X["train"].shape[0] * len(np.atleast_1d(probe.Cs))
-    with Progress(
-        TextColumn(f"  {label}: fit layers x C"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=ctx.console,
-        transient=True,
-    ) as bar:
-        job = bar.add_task("fit", total=n_fits)
-        start = time.perf_counter()
-        probe.fit(
-            X["train"], y["train"], X["dev"], y["dev"], progress=lambda n: bar.advance(job, n)
-        )
-    ctx.console.print(
-        f"  {label}: fitted {n_fits} (layer, C) pairs on {len(y['train'])} examples in "
-        f"{time.perf_counter() - start:.1f} s"
-    )
-    return probe
-
-
 def probe_kwargs(ctx: RunContext, task: TaskData) -> dict:
     section = ctx.study.probe
     assert section is not None
@@ -122,36 +98,42 @@ def probe_kwargs(ctx: RunContext, task: TaskData) -> dict:
     return kwargs
 
 
-def fit_task_probe(
-    ctx: RunContext, task: TaskData, X: dict[str, np.ndarray]
-) -> LayerwiseLogisticRegression:
-    """The all-layer probe of ``task``'s own labels (C chosen on dev)."""
-    y = {s: task.splits[s].labels for s in X}
-    return _fit_probe(ctx, f"{task.name} probe", probe_kwargs(ctx, task), X, y)
+def fit_task_probe(ctx: RunContext, inputs: TaskInputs) -> LayerwiseLogisticRegression:
+    """The all-layer probe of the task's own labels (C chosen on dev), fitted or reused."""
+    task = inputs.task
+    y = {s: task.splits[s].labels for s in inputs.X}
+    return cached_layerwise_probe(ctx, f"{task.name} probe", probe_kwargs(ctx, task), inputs, y)
+
+
+def task_predictions(
+    probe: LayerwiseLogisticRegression, inputs: TaskInputs
+) -> dict[str, np.ndarray]:
+    """The task probe's predictions (n_layers, n) on dev and test: computed once for all seeds."""
+    return {s: probe.predict(inputs.X[s]) for s in EVAL_SPLITS}
 
 
 def probe_task(
     ctx: RunContext,
-    task: TaskData,
-    X: dict[str, np.ndarray],
+    inputs: TaskInputs,
     layers: Sequence[int],
     seed: int,
-    model_label: str,
     probe: LayerwiseLogisticRegression,
+    task_pred: dict[str, np.ndarray],
 ) -> list[dict]:
     """Score the task probe and fit the control and majority probes for one seed; tidy rows.
 
-    ``probe`` is the task probe from :func:`fit_task_probe` on these features. That fit does not
-    depend on the seed (a convex objective solved from zero weights), so it is fitted once for
-    all seeds; only the control task, the bootstrap and the mix subsample vary by seed.
+    ``probe`` is the task probe from :func:`fit_task_probe` on these features and ``task_pred``
+    its :func:`task_predictions`. That fit does not depend on the seed (a convex objective solved
+    from zero weights), so it is fitted and applied once for all seeds; only the control task,
+    the bootstrap and the mix subsample vary by seed.
     """
     section = ctx.study.probe
     assert section is not None
+    task, X, model_label = inputs.task, inputs.X, inputs.model
     y = {s: task.splits[s].labels for s in X}
     common = {"model": model_label, "task": task.name, "seed": seed, "probe": "linear"}
     rows: list[dict] = []
     with ctx.timed("task scores + bootstrap", model=model_label, task=task.name, seed=seed):
-        task_pred = {s: probe.predict(X[s]) for s in EVAL_SPLITS}
         for s in EVAL_SPLITS:
             rows += _rows_for(
                 task,
@@ -172,7 +154,7 @@ def probe_task(
         for i, layer in enumerate(layers)
     ]
     if section.control:
-        rows += _control_rows(ctx, task, X, layers, seed, task_pred, common)
+        rows += _control_rows(ctx, inputs, layers, seed, task_pred, common)
     majority = MajorityClassBaseline().fit(X["train"][0], y["train"])
     rows += [
         PROBE.row(
@@ -190,21 +172,26 @@ def probe_task(
 
 def _control_rows(
     ctx: RunContext,
-    task: TaskData,
-    X: dict[str, np.ndarray],
+    inputs: TaskInputs,
     layers: Sequence[int],
     seed: int,
     task_pred: dict[str, np.ndarray],
     common: dict[str, object],
 ) -> list[dict]:
     """The control task's accuracy and the selectivity (task - control) at every layer."""
+    task, X = inputs.task, inputs.X
     y = {s: task.splits[s].labels for s in X}
     types = {s: word_types(task.splits[s]) for s in X}
     control = ControlTask(seed=seed).fit(types["train"], y["train"])
     y_control = {s: control.transform(types[s]) for s in X}
     with ctx.timed("control probe", model=common["model"], task=task.name, seed=seed):
-        control_probe = _fit_probe(
-            ctx, f"{task.name} control", probe_kwargs(ctx, task), X, y_control
+        control_probe = cached_layerwise_probe(
+            ctx,
+            f"{task.name} control (seed {seed})",
+            probe_kwargs(ctx, task),
+            inputs,
+            y_control,
+            seed=seed,
         )
     rows: list[dict] = []
     for s in EVAL_SPLITS:
@@ -236,12 +223,7 @@ def _control_rows(
 
 
 def layer_summaries(
-    ctx: RunContext,
-    task: TaskData,
-    X: dict[str, np.ndarray],
-    layers: Sequence[int],
-    seed: int,
-    model_label: str,
+    ctx: RunContext, inputs: TaskInputs, layers: Sequence[int], seed: int
 ) -> list[dict]:
     """Scalar-mix weights, expected layer, cumulative mix-k scores and center of gravity.
 
@@ -252,23 +234,14 @@ def layer_summaries(
     """
     section = ctx.study.probe
     assert section is not None
-    y_train = task.splits["train"].labels
-    keep = np.arange(len(y_train))
+    n_train = len(inputs.task.splits["train"].labels)
+    keep = np.arange(n_train)
     if section.mix_max_train is not None and len(keep) > section.mix_max_train:
         keep = np.sort(
             np.random.default_rng(seed).choice(keep, section.mix_max_train, replace=False)
         )
-    scores, probes = cumulative_mix_scores(
-        X["train"][:, keep],
-        y_train[keep],
-        X["dev"],
-        task.splits["dev"].labels,
-        X["test"],
-        task.splits["test"].labels,
-        return_probes=True,
-        seed=seed,
-    )
-    return _summary_rows(scores, probes[-1].layer_weights_, layers, seed, model_label, task.name)
+    scores, weights = cached_mix_summary(ctx, inputs, keep, seed)
+    return _summary_rows(scores, weights, layers, seed, inputs.model, inputs.task.name)
 
 
 def _summary_rows(

@@ -27,11 +27,23 @@ from probe.data import TaskData, load_probe_task
 from probe.errors import StudyError
 from probe.models import Encoder, ModelSpec, load_encoder
 from probe.probes.features import one_word_spans, probe_inputs, split_features
+from probe.probes.fit_cache import ProbeCache, array_digest
+from probe.probes.fits import TaskInputs
 from probe.probes.report import centre_of_gravity_table, layer_tables, summary_table
-from probe.probes.scoring import fit_task_probe, layer_summaries, probe_kwargs, probe_task
+from probe.probes.scoring import (
+    fit_task_probe,
+    layer_summaries,
+    probe_kwargs,
+    probe_task,
+    task_predictions,
+)
 from probe.rundir import RunContext
 
-__all__ = ["load_model_entry", "run_probes"]
+__all__ = ["INPUTS_VERSION", "load_model_entry", "run_probes"]
+
+#: Bump when turning features into probe inputs (probe.probes.spans) changes its output: part of
+#: every probe cache key.
+INPUTS_VERSION = 1
 
 
 def _resolve_layers(requested: str | list[int], n_layers: int, label: str) -> list[int]:
@@ -65,25 +77,48 @@ def _load_tasks(ctx: RunContext) -> dict[str, TaskData]:
     return tasks
 
 
-def _probe_one_task(
-    ctx: RunContext, encoder: Encoder, task: TaskData, layers: list[int], label: str
-) -> tuple[list[dict], list[dict], list[dict]]:
-    """Rows of the ``probe``, ``probe_summary`` and ``mdl`` tables for one model and task."""
+def _task_inputs(
+    ctx: RunContext,
+    encoder: Encoder,
+    task: TaskData,
+    layers: list[int],
+    label: str,
+    cache: ProbeCache,
+) -> TaskInputs:
+    """Probe inputs of every split of ``task`` and the digest that identifies them."""
     section = ctx.study.probe
     assert section is not None
-    X = {}
+    X, feature_keys = {}, {}
     for split_name, split in task.splits.items():
         with ctx.timed("features", model=label, task=task.name, split=split_name):
             feats = split_features(ctx, encoder, split, layers, f"{task.name}/{split_name}")
             X[split_name] = probe_inputs(task, split, feats, section)
+        feature_keys[split_name] = feats.path.name  # the feature cache key of this split
+    digest = cache.key(
+        features=feature_keys,
+        targets={s: array_digest(split.targets) for s, split in task.splits.items()},
+        kind=task.kind,
+        span=section.span.model_dump(mode="json"),
+        inputs_version=INPUTS_VERSION,
+    )
+    return TaskInputs(task=task, X=X, digest=digest, model=label, cache=cache)
+
+
+def _probe_one_task(ctx: RunContext, inputs: TaskInputs, layers: list[int]) -> tuple[list, ...]:
+    """Rows of the ``probe``, ``probe_summary`` and ``mdl`` tables for one model and task."""
+    section = ctx.study.probe
+    assert section is not None
+    task, X, label = inputs.task, inputs.X, inputs.model
     start = time.perf_counter()
     with ctx.timed("task probe", model=label, task=task.name):
-        task_probe = fit_task_probe(ctx, task, X)
+        task_probe = fit_task_probe(ctx, inputs)
+    with ctx.timed("task predictions", model=label, task=task.name):
+        task_pred = task_predictions(task_probe, inputs)
     rows: list[dict] = []
     for seed in section.seeds:
-        rows += probe_task(ctx, task, X, layers, seed, label, task_probe)
+        rows += probe_task(ctx, inputs, layers, seed, task_probe, task_pred)
     ctx.console.print(
-        f"  {task.name}: probes fitted on {len(layers)} layers x {len(section.seeds)} "
+        f"  {task.name}: probes on {len(layers)} layers x {len(section.seeds)} "
         f"seed(s) in {time.perf_counter() - start:.1f} s"
     )
     code_rows: list[dict] = []
@@ -102,7 +137,7 @@ def _probe_one_task(
         start = time.perf_counter()
         for seed in section.seeds:
             with ctx.timed("layer summaries", model=label, task=task.name, seed=seed):
-                summary_rows += layer_summaries(ctx, task, X, layers, seed, label)
+                summary_rows += layer_summaries(ctx, inputs, layers, seed)
         ctx.console.print(
             f"  {task.name}: layer summaries (scalar mix, mix-k) in "
             f"{time.perf_counter() - start:.1f} s"
@@ -127,17 +162,22 @@ def run_probes(ctx: RunContext) -> None:
     rows: list[dict] = []
     summary_rows: list[dict] = []
     code_rows: list[dict] = []
+    cache = ProbeCache(ctx.cache.root, warn=ctx.cache.warn)
     for entry in ctx.study.models:
         ctx.console.print(f"[bold]model {entry.label}[/bold] ({entry.spec})")
         encoder, layers, checkpoint = load_model_entry(ctx, entry)
         for task in tasks.values():
-            task_rows, task_summary, task_code = _probe_one_task(
-                ctx, encoder, task, layers, entry.label
-            )
+            inputs = _task_inputs(ctx, encoder, task, layers, entry.label, cache)
+            task_rows, task_summary, task_code = _probe_one_task(ctx, inputs, layers)
+            del inputs  # one task's inputs in memory at a time
             rows += [{**row, "checkpoint": checkpoint} for row in task_rows]
             summary_rows += [{**row, "checkpoint": checkpoint} for row in task_summary]
             code_rows += [{**row, "checkpoint": checkpoint} for row in task_code]
         del encoder
+    ctx.console.print(
+        f"probe cache: {len(cache.reused)} fit(s) reused, {len(cache.stored)} fitted and stored "
+        f"({cache.root / 'probes'})"
+    )
     frame = pd.DataFrame(rows)
     ctx.write_table("probe", frame)
     for table in layer_tables(frame):

@@ -33,17 +33,29 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from probe.probes.metrics import get_metric
 from probe.probes.summary_rules import MIN_COG_GAIN_POINTS, center_of_gravity_is_meaningful
 
 _PREDICT_BATCH = 4096
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch intra-op thread for the block (restored after): the minibatch steps are small."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +278,151 @@ def fit_scalar_mix(
     }
 
 
+def _family_forward(params, weight_mask, scales, xb: torch.Tensor) -> torch.Tensor:
+    """Logits of shape (n_probes, batch, n_classes) of every probe of a cumulative family.
+
+    ``xb`` has shape (n_layers, batch, d); probe ``k`` mixes layers ``0..k`` (the other layers'
+    weights are masked to exactly 0, so they get exactly zero gradient).
+    """
+    mix_weights = torch.softmax(params["w"] + weight_mask, dim=1) * scales  # (K, L)
+    mix = params["gamma"][:, None, None] * torch.einsum("kl,lnd->knd", mix_weights, xb.float())
+    return torch.baddbmm(params["b"][:, None, :], mix, params["W"].transpose(1, 2))
+
+
+def _family_dev_losses(params, weight_mask, scales, X: torch.Tensor, y: torch.Tensor) -> list:
+    """Mean cross-entropy of every probe of the family over ``X`` (labels -100 ignored)."""
+    n_probes = params["w"].shape[0]
+    total = torch.zeros(n_probes, dtype=torch.float64)
+    count = 0
+    with torch.no_grad():
+        for start in range(0, X.shape[1], _PREDICT_BATCH):
+            yb = y[start : start + _PREDICT_BATCH]
+            logits = _family_forward(
+                params, weight_mask, scales, X[:, start : start + _PREDICT_BATCH]
+            )
+            losses = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), yb.repeat(n_probes), ignore_index=-100, reduction="none"
+            )
+            total += losses.view(n_probes, -1).sum(1, dtype=torch.float64)
+            count += int((yb != -100).sum())
+    return (total / max(count, 1)).tolist()
+
+
+def fit_cumulative_scalar_mix(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    X_dev: torch.Tensor | None = None,
+    y_dev: torch.Tensor | None = None,
+    *,
+    C: float = 1.0,
+    lr: float = 0.01,
+    batch_size: int = 256,
+    max_epochs: int = 100,
+    patience: int = 5,
+    tol: float = 1e-4,
+    normalize_layers: bool = False,
+    seed: int = 0,
+) -> list[dict]:
+    """:func:`fit_scalar_mix` on layers ``0..k`` for every ``k``, all probes in one batched job.
+
+    Probe ``k`` is the same model, objective, initialisation, shuffling and stopping rule as
+    ``fit_scalar_mix(X[:k+1], ...)``: its mixing weights over layers ``k+1..`` are masked to
+    exactly zero (no gradient reaches them), every probe sees the same minibatches (the shuffling
+    generator is seeded alike), and Adam is elementwise, so stacking the probes' parameters
+    changes only the order of floating-point sums. One step costs a few batched operations for
+    all ``n_layers`` probes instead of a few per probe: the fits are overhead-bound, and the old
+    loop over ``k`` gathered the same minibatch ``n_layers`` times. A probe whose dev loss stopped
+    improving keeps its best epoch; the job ends when every probe has stopped.
+
+    Returns
+    -------
+    list of ``fit_scalar_mix`` results, entry ``k`` for layers ``0..k``.
+    """
+    n_layers, n, d = X.shape
+    scales = torch.ones(n_layers, n_layers, dtype=torch.float32)
+    for k in range(n_layers):
+        scales[k, : k + 1] = _layer_scales(X[: k + 1], normalize_layers)
+    weight_mask = torch.full((n_layers, n_layers), float("-inf")).triu(1)
+    params = {
+        "w": torch.zeros(n_layers, n_layers, requires_grad=True),
+        "gamma": torch.ones(n_layers, requires_grad=True),
+        "W": torch.zeros(n_layers, n_classes, d, requires_grad=True),
+        "b": torch.zeros(n_layers, n_classes, requires_grad=True),
+    }
+    optimizer = torch.optim.Adam(list(params.values()), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    penalty_scale = 1.0 / (2.0 * C * n)
+    tracks = [_Track() for _ in range(n_layers)]
+    for epoch in range(1, max_epochs + 1):
+        order = torch.randperm(n, generator=generator)
+        objective = torch.zeros(n_layers, dtype=torch.float64)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            logits = _family_forward(params, weight_mask, scales, X.index_select(1, idx))
+            losses = (
+                torch.nn.functional.cross_entropy(
+                    logits.flatten(0, 1), y[idx].repeat(n_layers), reduction="none"
+                )
+                .view(n_layers, -1)
+                .mean(1)
+            )
+            losses = losses + penalty_scale * (
+                params["W"].pow(2).sum((1, 2)) + params["gamma"].pow(2)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()  # the probes share no parameter: each gets its own gradient
+            optimizer.step()
+            objective += losses.detach().double() * idx.shape[0] / n
+        monitored = (
+            objective.tolist()
+            if X_dev is None
+            else _family_dev_losses(params, weight_mask, scales, X_dev, y_dev)
+        )
+        for k, track in enumerate(tracks):
+            if not track.stopped:
+                track.update(epoch, monitored[k], params, k, tol=tol, patience=patience)
+        if all(track.stopped for track in tracks):
+            break
+    results = []
+    for k, track in enumerate(tracks):
+        state = track.best_state or {name: v.detach()[k].clone() for name, v in params.items()}
+        results.append(
+            {
+                "w": state["w"][: k + 1].numpy().astype(np.float64),
+                "gamma": state["gamma"].numpy().astype(np.float64),
+                "W": state["W"].numpy().astype(np.float64),
+                "b": state["b"].numpy().astype(np.float64),
+                "scales": scales[k, : k + 1].numpy().astype(np.float64),
+                "n_epochs": len(track.curve),
+                "best_epoch": track.best_epoch,
+                "loss_curve": track.curve,
+            }
+        )
+    return results
+
+
+class _Track:
+    """Early-stopping bookkeeping of one probe of a cumulative family."""
+
+    def __init__(self) -> None:
+        self.best_loss = float("inf")
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.curve: list[float] = []
+        self.without_gain = 0
+        self.stopped = False
+
+    def update(self, epoch: int, loss: float, params, k: int, *, tol: float, patience: int) -> None:
+        self.curve.append(loss)
+        if loss < self.best_loss - tol:
+            self.best_loss, self.best_epoch, self.without_gain = loss, epoch, 0
+            self.best_state = {name: v.detach()[k].clone() for name, v in params.items()}
+        else:
+            self.without_gain += 1
+            self.stopped = self.without_gain >= patience
+
+
 # --------------------------------------------------------------------------------------------
 # scalar-mix probe: sklearn-style class
 # --------------------------------------------------------------------------------------------
@@ -335,6 +492,12 @@ class ScalarMixProbe(ClassifierMixin, BaseEstimator):
         ``X_dev``/``y_dev`` (same layout) drive early stopping; dev labels unseen in ``y`` are
         ignored there (no probe can predict them).
         """
+        Xt, codes, Xd, yd = self._prepare(X, y, X_dev, y_dev)
+        state = fit_scalar_mix(Xt, codes, len(self.classes_), Xd, yd, **self._fit_options())
+        return self._set_state(state, Xt.shape)
+
+    def _prepare(self, X, y, X_dev, y_dev):
+        """Check the inputs; set ``classes_``; return tensors ``(X, codes, X_dev, dev codes)``."""
         for name in ("C", "lr", "batch_size", "max_epochs"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -353,28 +516,29 @@ class ScalarMixProbe(ClassifierMixin, BaseEstimator):
                     f"X_dev has shape {tuple(Xd.shape)}, incompatible with X {tuple(Xt.shape)}"
                 )
             yd = torch.from_numpy(self._codes_or_ignore(np.asarray(y_dev)))
-        state = fit_scalar_mix(
-            Xt,
-            torch.from_numpy(codes.astype(np.int64)),
-            len(self.classes_),
-            Xd,
-            yd,
-            C=self.C,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            tol=self.tol,
-            normalize_layers=self.normalize_layers,
-            seed=self.seed,
-        )
+        return Xt, torch.from_numpy(codes.astype(np.int64)), Xd, yd
+
+    def _fit_options(self) -> dict:
+        return {
+            "C": self.C,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "tol": self.tol,
+            "normalize_layers": self.normalize_layers,
+            "seed": self.seed,
+        }
+
+    def _set_state(self, state: dict, shape: tuple[int, ...]) -> ScalarMixProbe:
+        """Take the fitted values of a :func:`fit_scalar_mix` result (``shape`` of X)."""
         w = state["w"]
         self.layer_weights_ = np.exp(w - w.max()) / np.exp(w - w.max()).sum()
         self.gamma_ = float(state["gamma"])
         self.coef_ = state["W"]
         self.intercept_ = state["b"]
         self.layer_scale_ = state["scales"]
-        self.n_layers_, self.n_features_in_ = Xt.shape[0], Xt.shape[2]
+        self.n_layers_, self.n_features_in_ = shape[0], shape[2]
         self.n_iter_ = state["n_epochs"]
         self.best_epoch_ = state["best_epoch"]
         self.loss_curve_ = state["loss_curve"]
@@ -434,6 +598,7 @@ def cumulative_mix_scores(
     *,
     metric: str | Callable[[np.ndarray, np.ndarray], float] = "accuracy",
     return_probes: bool = False,
+    batched: bool = True,
     **probe_params,
 ) -> np.ndarray | tuple[np.ndarray, list[ScalarMixProbe]]:
     """Scores of mix-k probes, ``k = 0..L``: probe ``k`` reads the scalar mix of layers ``0..k``.
@@ -448,6 +613,9 @@ def cumulative_mix_scores(
     y, y_dev, y_test : arrays of shape (n_split,)
     metric : name in :data:`probe.probes.metrics.METRICS` or ``metric(y_true, y_pred)``
     return_probes : also return the fitted probes
+    batched : fit all probes in one job (:func:`fit_cumulative_scalar_mix`, one torch thread:
+        the steps are small, and on a busy machine intra-op threads mostly wait for each other);
+        ``False`` fits one :class:`ScalarMixProbe` per ``k`` (the reference it is tested against)
     **probe_params : passed to :class:`ScalarMixProbe`
 
     Returns
@@ -461,12 +629,29 @@ def cumulative_mix_scores(
     if X_test is None:
         X_test, y_test = X_dev, y_dev
     n_layers = np.shape(X)[0]
-    scores = np.empty(n_layers)
-    probes = []
-    for k in range(n_layers):
-        probe = ScalarMixProbe(**probe_params).fit(X[: k + 1], y, X_dev[: k + 1], y_dev)
-        scores[k] = score_fn(np.asarray(y_test), probe.predict(X_test[: k + 1]))
-        probes.append(probe)
+    if batched:
+        template = ScalarMixProbe(**probe_params)
+        Xt, codes, Xd, yd = template._prepare(X, y, X_dev, y_dev)
+        with _one_thread():
+            states = fit_cumulative_scalar_mix(
+                Xt, codes, len(template.classes_), Xd, yd, **template._fit_options()
+            )
+        probes = []
+        for k, state in enumerate(states):
+            probe = clone(template)
+            probe.classes_ = template.classes_
+            probes.append(probe._set_state(state, (k + 1, *Xt.shape[1:])))
+    else:
+        probes = [
+            ScalarMixProbe(**probe_params).fit(X[: k + 1], y, X_dev[: k + 1], y_dev)
+            for k in range(n_layers)
+        ]
+    scores = np.array(
+        [
+            score_fn(np.asarray(y_test), probe.predict(X_test[: k + 1]))
+            for k, probe in enumerate(probes)
+        ]
+    )
     return (scores, probes) if return_probes else scores
 
 
@@ -479,5 +664,6 @@ __all__ = [
     "cumulative_mix_scores",
     "differential_scores",
     "expected_layer",
+    "fit_cumulative_scalar_mix",
     "fit_scalar_mix",
 ]

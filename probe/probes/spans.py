@@ -121,6 +121,10 @@ def _span_means(layer, starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) 
 
     ``layer`` has shape (n_words_total, d_model); ``starts``/``ends`` are global and 1-D.
     """
+    if np.all(ends - starts == 1):
+        # One-word spans (dependency arcs): the mean is the word's vector. A float64 cumulative
+        # sum of float16 values is exact, so this gather gives the same bits without it.
+        return np.asarray(layer[starts], dtype=np.float32)
     out = np.empty((starts.shape[0], layer.shape[1]), dtype=np.float32)
     block = np.searchsorted(edges, starts, side="right") - 1
     order = np.argsort(block, kind="stable")

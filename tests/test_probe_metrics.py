@@ -293,3 +293,18 @@ def test_bootstrap_rejects_bad_arguments():
         bootstrap_ci(y, pred, "auc")
     with pytest.raises(ValueError, match="groups must have shape"):
         bootstrap_ci(y, pred, groups=np.arange(3))
+
+
+def test_bootstrap_accuracy_by_matrix_product_equals_per_resample_scoring_exactly():
+    # The accuracy path counts hits with one matrix product; the callable path rescores every
+    # resample from scratch. Same resamples, integer counts: the intervals must agree exactly.
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 5, 400)
+    y_pred = np.where(rng.random((3, 400)) < 0.7, y_true, rng.integers(0, 5, (3, 400)))
+    groups = np.repeat(np.arange(80), 5)
+    fast = bootstrap_ci(y_true, y_pred, "accuracy", n_boot=200, seed=3, groups=groups)
+    slow = bootstrap_ci(
+        y_true, y_pred, lambda t, p: float(np.mean(t == p)), n_boot=200, seed=3, groups=groups
+    )
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])

@@ -333,6 +333,16 @@ def bootstrap_ci(
                     metric(y_true[take], y_pred[layer, take]) for layer in range(n_layers)
                 ]
                 row += 1
+    elif metric == "accuracy":
+        # Accuracy needs only the number of correct examples in each resample: one matrix
+        # product of resample weights and hits for all layers. Counts are integers, exact in
+        # float64 in any summation order, so this equals the confusion-matrix path bit for bit.
+        hits = (np.asarray(y_true)[None, :] == y_pred).astype(np.float64).T  # (n, n_layers)
+        for weights in _resample_weights(group_codes, n_groups, n_boot, rng):
+            m = weights.shape[0]
+            weights = weights.astype(np.float64)
+            stats[row : row + m] = (weights @ hits) / weights.sum(axis=1)[:, None]
+            row += m
     else:
         labels, true_codes, pred_codes = _encode(y_true, y_pred)
         k = len(labels)

@@ -69,8 +69,9 @@ def run_study(study: Path, overrides: list[str], runs_dir: Path, cache: Path) ->
     return seconds, run_dir
 
 
-def forward_floor(study_path: Path, overrides: list[str]) -> tuple[float, int]:
-    """Seconds of bare forward passes of every model over every distinct split; sentences."""
+def forward_floor(study_path: Path, overrides: list[str]) -> tuple[float, int, int]:
+    """Seconds of bare forward passes of every model over every distinct split; sentences per
+    model; models."""
     study = load_study(study_path, overrides)
     section = study.probe
     splits: dict[tuple, list] = {}
@@ -103,7 +104,7 @@ def forward_floor(study_path: Path, overrides: list[str]) -> tuple[float, int]:
                         mask[row, : len(tokens)] = 1
                     model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
             seconds += time.perf_counter() - start
-    return seconds, n_sentences * len(study.models)
+    return seconds, n_sentences, len(study.models)
 
 
 def _tables(run_dir: Path) -> dict[str, pd.DataFrame]:
@@ -127,16 +128,17 @@ def main() -> None:
 
     cold, cold_dir = run_study(args.study, overrides, runs_dir, cache)
     warm, warm_dir = run_study(args.study, overrides, runs_dir, cache)
-    floor = n_sentences = None
+    floor = n_sentences = n_models = None
     if not args.no_floor:
-        floor, n_sentences = forward_floor(args.study, overrides)
+        floor, n_sentences, n_models = forward_floor(args.study, overrides)
 
     console = Console(width=120)
     frames = {}
     for name, run_dir in (("cold", cold_dir), ("warm", warm_dir)):
         manifest = json.loads((run_dir / "manifest.json").read_text())
         frames[name] = breakdown(manifest).set_index(["stage", "part"])
-    parts = frames["cold"].join(frames["warm"], lsuffix="_cold", rsuffix="_warm", how="outer")
+    cold_parts, warm_parts = (frames[n].add_suffix(f"_{n}") for n in ("cold", "warm"))
+    parts = cold_parts.join(warm_parts, how="left")  # the cold run's order; warm has no new part
     table = Table(title="where the time went (seconds, summed over models, tasks, seeds)")
     for column in ("stage", "part", "cold", "calls", "warm", "calls "):
         table.add_column(column, justify="left" if column in ("stage", "part") else "right")
@@ -158,7 +160,7 @@ def main() -> None:
     summary.add_row("warm rerun (same study)", f"{warm:.1f}", f"{warm / 60:.1f}")
     if floor is not None:
         summary.add_row(
-            f"bare forward pass ({n_sentences} sentences x models)",
+            f"bare forward pass ({n_sentences} sentences x {n_models} model(s))",
             f"{floor:.1f}",
             f"{floor / 60:.1f}",
         )

@@ -127,6 +127,11 @@ def _train(study: Study) -> list[str]:
                 f"{where}.freeze_layers: {job.freeze_layers} but {job.model} has layers "
                 f"0..{n_layers} (at most {n_layers + 1} to freeze)"
             )
+        if (job.train_top_layers or 0) > n_layers:
+            problems.append(
+                f"{where}.train_top_layers: {job.train_top_layers} but {job.model} has "
+                f"{n_layers} encoder layers"
+            )
         if positions is not None and job.max_length > positions:
             problems.append(
                 f"{where}.max_length: {job.max_length} is more than {job.model}'s {positions} "

@@ -30,6 +30,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from probe.adaptation import load_adapted, read_adaptation
 from probe.errors import ModelError
 from probe.model_spec import (
     ModelSource,
@@ -131,6 +132,9 @@ def load_model(
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 return model_class.from_config(config, **kwargs)
+        adaptation = read_adaptation(source.path) if Path(source.path).is_dir() else None
+        if adaptation is not None:  # LoRA, adapters or a scalar mix: see probe.adaptation
+            return load_adapted(model_class, source.path, adaptation, **kwargs)
         return _from_pretrained(model_class, source.path, **kwargs)
     except (OSError, ValueError) as exc:
         if isinstance(exc, ModelError):

@@ -190,6 +190,12 @@ SCHEMAS: dict[str, TableSchema] = {
             (
                 Column("kind", "str", "the job's kind: pretrain or finetune"),
                 Column("arm", "str", "the setting the job is one seed of (ablations)"),
+                Column(
+                    "strategy",
+                    "str",
+                    "fine-tuning strategy: full, freeze, top, features, lora, adapter "
+                    "(+mix, +llrd); NA for pretraining",
+                ),
                 Column("step", "Int64", "optimizer step; NA for constants (baselines, speed)"),
                 Column("epoch", "float64", "epochs done at that step"),
             ),

@@ -92,7 +92,7 @@ def _curves(history: list[dict]) -> list[tuple]:
     return [
         (r["step"], r["split"], r["metric"], r["value"])
         for r in history
-        if r["metric"] != "tokens_per_s"
+        if r["metric"] not in ("tokens_per_s", "train_seconds")  # timings differ
     ]
 
 

@@ -58,6 +58,10 @@ def check_task_readable(task: str) -> None:
         for split in ("train", "dev"):
             check_split_readable("sst2_glue", split)
         return
+    if task in ("sick_entailment", "stsb"):  # fine-tuning's sentence-pair tasks
+        for split in ("train", "dev", "test"):
+            check_split_readable("sick" if task == "sick_entailment" else "stsbenchmark", split)
+        return
     dataset = TASKS[task].dataset
     for split in dataset_info(dataset).splits:
         check_split_readable(dataset, split)

@@ -31,11 +31,14 @@ class STSPair:
     sentence1, sentence2 : str
     score : float
         0-5 for STS Benchmark, 1-5 for SICK relatedness.
+    label : str or None
+        SICK's entailment label (``ENTAILMENT``, ``NEUTRAL``, ``CONTRADICTION``); None for STS-B.
     """
 
     sentence1: str
     sentence2: str
     score: float
+    label: str | None = None
 
 
 def _score(text: str, where: str, lineno: int) -> float:
@@ -95,6 +98,7 @@ def read_sick(path: str | Path, split: str) -> list[STSPair]:
                 f"{where}:1: header lacks column(s) {', '.join(missing)}; is this SICK.txt?"
             )
         a, b, score, sset = (header.index(c) for c in _SICK_COLUMNS)
+        entail = header.index("entailment_label") if "entailment_label" in header else None
         for lineno, raw in enumerate(f, start=2):
             line = raw.rstrip("\r\n")
             if not line.strip():
@@ -106,7 +110,8 @@ def read_sick(path: str | Path, split: str) -> list[STSPair]:
                     f"{len(cols)}"
                 )
             if cols[sset] == wanted:
-                pairs.append(STSPair(cols[a], cols[b], _score(cols[score], where, lineno)))
+                label = cols[entail] if entail is not None else None
+                pairs.append(STSPair(cols[a], cols[b], _score(cols[score], where, lineno), label))
     return require_content(pairs, path, f"{wanted} pairs")
 
 

@@ -3,6 +3,8 @@
 Layout (a contract: :func:`probe.models.checkpoint_dir` and the landscape stage read it)::
 
     checkpoints/<job>/step-<N>/   config.json, model.safetensors, tokenizer files  (save_pretrained)
+                                  adaptation.json     modules added to the pretrained model
+                                                      (LoRA, adapters, scalar mix), if any
                                   training_state.pt   step, job config, architecture, best metric,
                                                       loss history, RNG states of every process
                                   optimizer.pt        optimizer, scheduler and grad-scaler states
@@ -18,6 +20,7 @@ and plain Python values, so they load with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from probe.adaptation import ADAPTATION_FILE
 from probe.errors import StudyError
 
 __all__ = [
@@ -138,8 +142,13 @@ def save_checkpoint(
     tokenizer: Any,
     state: dict[str, Any],
     optimizer_state: dict[str, Any] | None,
+    adaptation: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one checkpoint folder atomically (see module docstring); returns ``folder``."""
+    """Write one checkpoint folder atomically (see module docstring); returns ``folder``.
+
+    ``adaptation`` (LoRA, adapters, scalar mix: :mod:`probe.adaptation`) is written as
+    ``adaptation.json``, which tells :func:`probe.models.load_model` to rebuild those modules.
+    """
     tmp = folder.parent / f".tmp-{folder.name}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -147,6 +156,8 @@ def save_checkpoint(
     with quiet_progress():  # no "Writing model shards" bar for every checkpoint
         model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    if adaptation is not None:
+        (tmp / ADAPTATION_FILE).write_text(json.dumps(adaptation, indent=2), encoding="utf-8")
     torch.save({"format_version": FORMAT_VERSION, **state}, tmp / STATE_FILE)
     if optimizer_state is not None:
         torch.save(optimizer_state, tmp / OPTIMIZER_FILE)

@@ -36,8 +36,12 @@ from probe._schema import PathName, Seed, StrictModel
 
 __all__ = [
     "FINETUNE_TASKS",
+    "PAIR_TASKS",
+    "SENTENCE_TASKS",
     "SIZES",
+    "AdapterSettings",
     "FinetuneJob",
+    "LoraSettings",
     "PretrainJob",
     "StopCriterion",
     "TrainJob",
@@ -55,8 +59,13 @@ SIZES: dict[str, tuple[int, int]] = {
     "base": (12, 768),
 }
 
-#: Fine-tuning tasks: sentence classification (``sst2``) and token classification (the rest).
-FINETUNE_TASKS = ("sst2", "upos", "xpos", "ner_conll2003", "ner_uner")
+#: Fine-tuning tasks: sentence classification (``sst2``), sentence pairs (``sick_entailment``:
+#: 3-class entailment, ``stsb``: similarity regression) and token classification (the rest).
+FINETUNE_TASKS = ("sst2", "sick_entailment", "stsb", "upos", "xpos", "ner_conll2003", "ner_uner")
+#: Tasks with one label per sentence or sentence pair (the head reads a pooled vector).
+SENTENCE_TASKS = ("sst2", "sick_entailment", "stsb")
+#: Sentence-pair tasks: ``[CLS] A [SEP] B [SEP]`` with segment ids 0 for A, 1 for B.
+PAIR_TASKS = ("sick_entailment", "stsb")
 
 # Job fields that do not change the weights a job ends with: a resumed job may differ in these.
 RESUMABLE_FIELDS = frozenset(
@@ -226,8 +235,33 @@ class StopCriterion(StrictModel):
         ) or (self.train_loss is not None and loss is not None and loss <= self.train_loss)
 
 
+class LoraSettings(StrictModel):
+    """LoRA (Hu et al. 2021) through ``peft``: ``W + (alpha / rank) B A`` on the named linear
+    layers of every encoder layer (``query``, ``key``, ``value``, ``dense`` ...: the last part
+    of a module's name; the pooler is never adapted), ``A`` random and ``B`` zero at the start."""
+
+    rank: PositiveInt = 8
+    alpha: Annotated[float, Field(gt=0)] | None = None  # default: 2 * rank (peft's examples)
+    dropout: Probability = 0.1
+    targets: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]], Field(min_length=1)
+    ] = [
+        "query",
+        "value",
+    ]
+
+
+class AdapterSettings(StrictModel):
+    """Bottleneck adapters (Houlsby et al. 2019): ``h + up(gelu(down(h)))`` after the attention
+    output projection and after the feed-forward output of every layer, ``up`` near zero at the
+    start; ``layer_norm`` also trains every LayerNorm of the encoder, as Houlsby et al. do."""
+
+    size: PositiveInt = 64
+    layer_norm: bool = True
+
+
 class FinetuneJob(_JobBase):
-    """Fine-tuning of any model spec on sentence (``sst2``) or token classification.
+    """Fine-tuning of any model spec on sentence, sentence-pair or token classification.
 
     ``freeze_layers: k`` freezes the lowest ``k`` layers, where layer 0 is the embeddings (so
     ``1`` freezes the embeddings only, ``L + 1`` the whole encoder; the pooler above the last
@@ -235,17 +269,100 @@ class FinetuneJob(_JobBase):
     rate of the new classification head (default: ``lr``). ``limit`` keeps the first N sentences
     of a split for CPU-sized runs. ``stop`` trains until the training subset is fitted
     (:class:`StopCriterion`); ``arm`` names the setting a job is one seed of.
+
+    Strategies (the README's "Fine-tuning strategies"; any sensible combination):
+
+    - ``train_top_layers: k`` trains only the top ``k`` encoder layers (and the head);
+    - ``features: true`` freezes the whole encoder, pooler included (feature-based);
+    - ``head`` is what a sentence head reads: ``pooler`` (BERT's tanh pooler over [CLS]),
+      ``cls`` ([CLS] of the last layer) or ``mean`` (the mean over tokens); ``scalar_mix``
+      replaces the last layer by a learned softmax-weighted, scaled sum of layers 0..L (ELMo),
+      trained with the head;
+    - ``lora`` / ``adapter``: parameter-efficient fine-tuning, every pretrained weight frozen;
+    - ``layer_lr_decay: xi``: layer ``l`` learns at ``lr * xi ** (L - l)`` (embeddings: l = 0).
     """
 
     kind: Literal["finetune"]
     model: str
-    task: Literal["sst2", "upos", "xpos", "ner_conll2003", "ner_uner"]
+    task: Literal["sst2", "sick_entailment", "stsb", "upos", "xpos", "ner_conll2003", "ner_uner"]
     freeze_layers: Annotated[int, Field(ge=0)] = 0
+    train_top_layers: Annotated[int, Field(ge=0)] | None = None
+    features: bool = False
+    head: Literal["pooler", "cls", "mean"] = "pooler"
+    scalar_mix: bool = False
+    lora: LoraSettings | None = None
+    adapter: AdapterSettings | None = None
+    layer_lr_decay: Annotated[float, Field(gt=0, le=1)] | None = None
     head_lr: Annotated[float, Field(gt=0)] | None = None
     limit: dict[Literal["train", "dev", "test"], PositiveInt | None] = {}
     test: bool = False
     stop: StopCriterion | None = None
     arm: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")] | None = None
+
+    @property
+    def strategy(self) -> str:
+        """A short name of the job's strategy: ``full``, ``freeze``, ``top``, ``features``,
+        ``lora``, ``adapter``, with ``+mix`` and ``+llrd`` when those are on."""
+        if self.features:
+            name = "features"
+        elif self.lora is not None:
+            name = "lora"
+        elif self.adapter is not None:
+            name = "adapter"
+        elif self.train_top_layers is not None:
+            name = "top"
+        elif self.freeze_layers:
+            name = "freeze"
+        else:
+            name = "full"
+        return (
+            name
+            + ("+mix" if self.scalar_mix else "")
+            + ("+llrd" if self.layer_lr_decay is not None else "")
+        )
+
+    @model_validator(mode="after")
+    def _strategies_agree(self) -> FinetuneJob:
+        problems = _strategy_problems(self)
+        if problems:
+            raise ValueError(f"job {self.name!r}: " + "; ".join(problems))
+        return self
+
+
+def _strategy_problems(job: FinetuneJob) -> list[str]:
+    """Every combination of strategy settings that makes no sense, each with its fix."""
+    problems = []
+    peft = [k for k in ("lora", "adapter") if getattr(job, k) is not None]
+    freezing = [k for k in ("freeze_layers", "train_top_layers") if getattr(job, k)]
+    if job.train_top_layers is not None and job.freeze_layers:
+        problems.append(
+            "freeze_layers and train_top_layers both choose the frozen layers; give one"
+        )
+    if len(peft) == 2:
+        problems.append("lora and adapter are alternatives; give one")
+    if peft and freezing:
+        problems.append(
+            f"{peft[0]} already freezes every pretrained weight; remove {', '.join(freezing)}"
+        )
+    if job.features:
+        clash = [*peft, *freezing] + (["layer_lr_decay"] if job.layer_lr_decay else [])
+        if clash:
+            problems.append(f"features: true freezes the whole encoder; remove {', '.join(clash)}")
+        if job.head == "pooler":
+            problems.append(
+                "features: true freezes the pooler too; give head: cls or mean (or use "
+                "freeze_layers: L+1 to train the pooler over a frozen encoder)"
+            )
+    if job.task not in SENTENCE_TASKS and (job.head != "pooler" or job.scalar_mix):
+        problems.append(
+            f"head and scalar_mix apply to sentence tasks ({', '.join(SENTENCE_TASKS)}), "
+            f"not {job.task}"
+        )
+    elif job.scalar_mix and job.head == "pooler":
+        problems.append("scalar_mix replaces the last layer the head reads; give head: cls or mean")
+    if job.task == "stsb" and job.stop is not None and job.stop.train_accuracy is not None:
+        problems.append("stop.train_accuracy: stsb is a regression; use stop.train_loss")
+    return problems
 
 
 TrainJob = Annotated[PretrainJob | FinetuneJob, Field(discriminator="kind")]

@@ -1,15 +1,23 @@
-"""Fine-tuning on sentence classification (SST-2) and token classification (POS, NER).
+"""Fine-tuning on sentences (SST-2), sentence pairs (SICK entailment, STS-B) and tokens (POS, NER).
 
 The model is any model spec (:mod:`probe.models`), including ``scratch:`` and ``trained:<job>``,
 loaded as ``AutoModelForSequenceClassification`` or ``AutoModelForTokenClassification``; the new
 head is seeded by the job seed. Token tasks come from :func:`probe.data.load_task`: a word task
 (``upos``, ``xpos``) labels every word, a span task (``ner_*``) becomes BIO tags. Only the first
-piece of each word carries a label (the usual choice; the other pieces get -100).
+piece of each word carries a label (the usual choice; the other pieces get -100). A pair task
+is encoded as in BERT, ``[CLS] A [SEP] B [SEP]`` with segment ids (``token_type_ids``) 0 up to
+and including the first ``[SEP]`` and 1 after it; STS-B is a regression of the 0-5 score (one
+output, mean squared error), SICK a 3-class classification.
+
+The job's strategy (frozen layers, feature-based head, scalar mix, LoRA, adapters, layer-wise
+rates: :mod:`probe.training.strategies`) is applied to the model here; every evaluation adds
+the relative change of each layer's pretrained weights (LoRA merged into them) and the scalar
+mix's weights to the history.
 
 Metrics count every gold word or entity of the split, so a word cut off by ``max_length`` is an
 error, not a silently dropped example: POS accuracy over words, NER micro-F1 over exact entity
 spans (decoded from the predicted BIO tags with the same rule as the data reader), SST-2 accuracy
-over sentences.
+over sentences or pairs, STS-B Pearson and Spearman correlations x 100 over pairs.
 """
 
 from __future__ import annotations
@@ -21,21 +29,27 @@ from typing import Any
 import numpy as np
 import torch
 import transformers
+from scipy.stats import pearsonr, spearmanr
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 (the PyTorch convention)
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
+from probe.adaptation import pretrained_view
 from probe.capture import hook_points, word_prefix
-from probe.data import dataset_file, iob2_spans, load_task, read_sst2
+from probe.data import dataset_file, iob2_spans, load_task, read_sst2, read_sts
 from probe.errors import StudyError
+from probe.landscape.layers import layer_parts, relative_change
 from probe.models import load_model, load_tokenizer, resolve_model
 from probe.training.checkpoint import quiet_progress
-from probe.training.config import FinetuneJob
+from probe.training.config import PAIR_TASKS, SENTENCE_TASKS, FinetuneJob
 from probe.training.masking import IGNORE_INDEX
+from probe.training.strategies import Readout, apply_strategy, layer_of_parameters
 
-__all__ = ["FinetuneObjective", "build_finetune", "freeze_lowest_layers"]
+__all__ = ["SICK_LABELS", "FinetuneObjective", "build_finetune", "freeze_lowest_layers"]
 
 _EVAL_BATCH = 64
+#: SICK's entailment labels, in class-id order.
+SICK_LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,19 @@ def _encode_sentences(
     return _Split(features, list(labels), gold, [np.zeros(1, dtype=np.int64)] * len(labels))
 
 
+def _encode_pairs(tokenizer: Any, pairs: Sequence[Any], labels: list[Any], length: int) -> _Split:
+    """``[CLS] A [SEP] B [SEP]`` with segment ids; truncation takes from the longer sentence."""
+    enc = tokenizer(
+        [p.sentence1 for p in pairs],
+        [p.sentence2 for p in pairs],
+        truncation="longest_first",
+        max_length=length,
+    )
+    features = [{k: enc[k][i] for k in enc} for i in range(len(pairs))]
+    gold = [np.asarray([y]) for y in labels]
+    return _Split(features, list(labels), gold, [np.zeros(1, dtype=np.int64)] * len(labels))
+
+
 def _encode_words(
     tokenizer: Any, sentences: Sequence[Sequence[str]], gold: list[np.ndarray], length: int
 ) -> _Split:
@@ -147,6 +174,22 @@ def _sentence_splits(job: FinetuneJob, tokenizer: Any) -> tuple[dict[str, _Split
     return splits, ["negative", "positive"]
 
 
+def _pair_splits(job: FinetuneJob, tokenizer: Any) -> tuple[dict[str, _Split], list[str]]:
+    """SICK entailment or STS-B pairs of train, dev (and test), the first ``limit`` of each."""
+    dataset = "sick" if job.task == "sick_entailment" else "stsbenchmark"
+    splits = {}
+    for split in ("train", "dev", "test") if job.test else ("train", "dev"):
+        pairs = read_sts(dataset, split)
+        pairs = pairs[: job.limit.get(split) or len(pairs)]
+        if job.task == "stsb":
+            labels: list[Any] = [float(p.score) for p in pairs]
+        else:
+            labels = [SICK_LABELS.index(p.label) for p in pairs]
+        length = _max_length(job, tokenizer, split)
+        splits[split] = _encode_pairs(tokenizer, pairs, labels, length)
+    return splits, ["similarity"] if job.task == "stsb" else list(SICK_LABELS)
+
+
 def _word_gold(data: Any, split: str, index: dict[str, int]) -> list[np.ndarray]:
     """Per sentence, the label id of every word (BIO tags for a span task, -100 for no label)."""
     part = data.splits[split]
@@ -185,13 +228,18 @@ def _token_splits(
     return splits, label_names
 
 
-def _head_prefixes(model: nn.Module) -> tuple[str, ...]:
-    """First names of the parameters outside the encoder (the task head): they get head_lr."""
-    prefix = model.base_model_prefix
+def _head_prefixes(module: nn.Module, model: Any) -> tuple[str, ...]:
+    """Module paths of ``module``'s parameters outside ``model``'s encoder (the task head and
+    the scalar mix): they get head_lr."""
+    encoder = {id(p) for p in model.base_model.parameters()}
     return tuple(
-        name.split(".")[0] + "."
-        for name, _ in model.named_parameters()
-        if not name.startswith(prefix + ".")
+        sorted(
+            {
+                name.rpartition(".")[0] + "."
+                for name, p in module.named_parameters()
+                if id(p) not in encoder
+            }
+        )
     )
 
 
@@ -207,6 +255,9 @@ Objective`); made by :func:`build_finetune`, which loads the data and the model.
     splits : encoded ``train``, ``dev`` (and ``test``) examples.
     label_names : label of each class id.
     frozen : hook names of the frozen layers.
+    frozen_layers : how many of the lowest layers 0..L have all their pretrained weights frozen.
+    adaptation : modules added to the model (``adaptation.json`` of its checkpoints), or None.
+    readout : the module trained instead of ``model`` when the head is not the pooler.
     """
 
     job: FinetuneJob
@@ -215,23 +266,39 @@ Objective`); made by :func:`build_finetune`, which loads the data and the model.
     splits: dict[str, _Split]
     label_names: list[str]
     frozen: list[str]
+    frozen_layers: int = 0
+    adaptation: dict[str, Any] | None = None
+    readout: nn.Module | None = None
     greater_is_better = True
     find_unused_parameters = False
 
     def __post_init__(self) -> None:
         self.task = self.job.task
-        self.sentence_task = self.job.task == "sst2"
-        self.main_metric = "f1" if self.job.task.startswith("ner") else "accuracy"
+        self.sentence_task = self.job.task in SENTENCE_TASKS
+        self.regression = self.job.task == "stsb"
+        self.main_metric = {"stsb": "spearman"}.get(
+            self.job.task, "f1" if self.job.task.startswith("ner") else "accuracy"
+        )
         self.n_examples = len(self.splits["train"].features)
         self.lengths = np.asarray([len(f["input_ids"]) for f in self.splits["train"].features])
-        self.module: nn.Module = self.model
-        self.head_prefixes = _head_prefixes(self.model)
+        self.module: nn.Module = self.readout if self.readout is not None else self.model
+        self.head_prefixes = _head_prefixes(self.module, self.model)
         self.final_splits: tuple[str, ...] = ("test",) if self.job.test else ()
+        self.layer_of = layer_of_parameters(self.model)
+        self.layer_lr_decay = self.job.layer_lr_decay
+        self.initial = pretrained_view(self.model)  # for the per-layer weight change
+        self.parts = [p for p in layer_parts(self.initial) if p.layer is not None]
+
+    @property
+    def trainable_parameters(self) -> int:
+        """Parameters that the optimizer updates (task head included)."""
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
 
     def _collate(self, split: _Split, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer.pad([split.features[i] for i in indices], return_tensors="pt")
         if self.sentence_task:
-            batch["labels"] = torch.tensor([split.labels[i] for i in indices])
+            dtype = torch.float32 if self.regression else torch.long
+            batch["labels"] = torch.tensor([split.labels[i] for i in indices], dtype=dtype)
         else:
             width = batch["input_ids"].shape[1]
             labels = torch.full((len(indices), width), IGNORE_INDEX, dtype=torch.long)
@@ -268,18 +335,29 @@ Objective`); made by :func:`build_finetune`, which loads the data and the model.
             batch = {key: v.to(device) for key, v in self._collate(data, idx).items()}
             labels = batch.pop("labels")
             logits = module(**batch).logits.float()
-            loss_sum += F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]),
-                labels.reshape(-1),
-                ignore_index=IGNORE_INDEX,
-                reduction="sum",
-            )
-            n_labels += (labels != IGNORE_INDEX).sum()
-            pred = logits.argmax(-1).cpu().numpy()
+            if self.regression:
+                loss_sum += F.mse_loss(logits.squeeze(-1), labels, reduction="sum")
+                n_labels += labels.numel()
+                pred = logits.squeeze(-1).cpu().numpy()
+            else:
+                loss_sum += F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]),
+                    labels.reshape(-1),
+                    ignore_index=IGNORE_INDEX,
+                    reduction="sum",
+                )
+                n_labels += (labels != IGNORE_INDEX).sum()
+                pred = logits.argmax(-1).cpu().numpy()
             for row, i in enumerate(idx):
                 predictions[i] = pred[row]
         module.train()
         result = {"loss": (loss_sum / n_labels.clamp(min=1)).item()}
+        if self.regression:
+            pred, gold = np.asarray(predictions, dtype=float), np.asarray(data.labels, dtype=float)
+            constant = np.ptp(pred) == 0  # an untrained head: correlation undefined, say 0
+            result["pearson"] = 0.0 if constant else 100 * float(pearsonr(pred, gold)[0])
+            result["spearman"] = 0.0 if constant else 100 * float(spearmanr(pred, gold)[0])
+            return result
         result[self.main_metric] = self._score(data, predictions)
         return result
 
@@ -308,18 +386,48 @@ Objective`); made by :func:`build_finetune`, which loads the data and the model.
         return 2 * tp / max(n_pred + n_gold, 1)
 
     def extra_evaluations(self, module: nn.Module, device: torch.device) -> list[dict[str, Any]]:
-        """Fine-tuning has no evaluation sets besides dev."""
-        return []
+        """Per layer: the relative change of the pretrained weights since step 0
+        (``relative_weight_change``, LoRA merged in) and the scalar mix's softmax weights
+        (``mix_weight``; ``mix_scale`` its gamma). Split ``train``: these describe the weights."""
+        now = pretrained_view(self.model)
+        rows = [
+            {
+                "split": "train",
+                "metric": "relative_weight_change",
+                "layer": part.layer,
+                "value": relative_change(self.initial, now, part),
+            }
+            for part in self.parts
+        ]
+        mix = getattr(self.model, "scalar_mix", None)
+        if mix is not None:
+            with torch.no_grad():
+                weights = mix.mixture().cpu().tolist()
+            rows += [
+                {"split": "train", "metric": "mix_weight", "layer": layer, "value": w}
+                for layer, w in enumerate(weights)
+            ]
+            rows.append(
+                {"split": "train", "metric": "mix_scale", "value": float(mix.scale.detach())}
+            )
+        return rows
 
     def baseline_rows(self) -> list[dict[str, Any]]:
-        """The majority-label baseline on dev (accuracy tasks only)."""
+        """Parameter counts (trainable, all, frozen lowest layers) and the majority-label
+        baseline on dev (accuracy tasks only)."""
+        counts = {
+            "trainable_parameters": self.trainable_parameters,
+            "total_parameters": sum(p.numel() for p in self.module.parameters()),
+            "frozen_layers": self.frozen_layers,
+        }
+        rows = [{"split": "train", "metric": k, "value": float(v)} for k, v in counts.items()]
         if self.main_metric != "accuracy":
-            return []
+            return rows
         train = np.concatenate([g[g != IGNORE_INDEX] for g in self.splits["train"].gold])
         dev = np.concatenate([g[g != IGNORE_INDEX] for g in self.splits["dev"].gold])
         majority = np.bincount(train).argmax()
         accuracy = float((dev == majority).mean())
-        return [{"split": "dev", "metric": "majority_accuracy", "value": accuracy}]
+        return [*rows, {"split": "dev", "metric": "majority_accuracy", "value": accuracy}]
 
 
 def build_finetune(job: FinetuneJob, *, seed: int, run_dir: Any = None) -> FinetuneObjective:
@@ -328,6 +436,9 @@ def build_finetune(job: FinetuneJob, *, seed: int, run_dir: Any = None) -> Finet
     tokenizer = load_tokenizer(source)
     if job.task == "sst2":
         splits, label_names = _sentence_splits(job, tokenizer)
+        model_class = AutoModelForSequenceClassification
+    elif job.task in PAIR_TASKS:
+        splits, label_names = _pair_splits(job, tokenizer)
         model_class = AutoModelForSequenceClassification
     else:
         splits, label_names = _token_splits(job, tokenizer, seed)
@@ -339,13 +450,26 @@ def build_finetune(job: FinetuneJob, *, seed: int, run_dir: Any = None) -> Finet
         "id2label": dict(enumerate(label_names)),
         "label2id": {n: i for i, n in enumerate(label_names)},
     }
+    if job.task == "stsb":
+        label_kwargs["problem_type"] = "regression"  # one output, mean squared error
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized head" is expected here
     try:
         with torch.random.fork_rng(devices=[]), quiet_progress():
             torch.manual_seed(seed)  # the new head's initial weights
             model = load_model(source, model_class, seed=seed, **label_kwargs)
+            strategy = apply_strategy(model, job)  # LoRA, adapters, scalar mix: seeded too
     finally:
         transformers.logging.set_verbosity(verbosity)
-    frozen = freeze_lowest_layers(model, job.freeze_layers)
-    return FinetuneObjective(job, tokenizer, model, splits, label_names, frozen)
+    readout = Readout(model, job.head) if job.head != "pooler" else None
+    return FinetuneObjective(
+        job,
+        tokenizer,
+        model,
+        splits,
+        label_names,
+        strategy.frozen,
+        frozen_layers=strategy.frozen_layers,
+        adaptation=strategy.adaptation,
+        readout=readout,
+    )

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from accelerate.utils import gather_object
 from rich.console import Console
+from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig
 
@@ -156,6 +157,10 @@ def _restore(
             f"{folder}: cannot resume, the job seed changed "
             f"({state['seed']} -> {seed}); restore the study seed"
         )
+    if getattr(objective, "adaptation", None) is not None:
+        # added modules (LoRA, adapters, scalar mix): the whole state, loaded strictly
+        objective.model.load_state_dict(load_file(folder / "model.safetensors"))
+        return state
     with quiet_progress():
         loaded = type(objective.model).from_pretrained(folder)
     objective.model.load_state_dict(loaded.state_dict())
@@ -244,6 +249,8 @@ def _setup(
         n_warmup=warmup_steps(n_steps, job.warmup_ratio, job.warmup_steps),
         head_lr=getattr(job, "head_lr", None),
         head_prefixes=objective.head_prefixes,
+        layer_of=getattr(objective, "layer_of", None),
+        layer_lr_decay=getattr(objective, "layer_lr_decay", None),
     )
     lengths = objective.lengths if job.group_by_length else None
     return _JobState(
@@ -356,6 +363,7 @@ def _checkpoint(s: _JobState, at: int) -> None:
             tokenizer=s.objective.tokenizer,
             state=_training_state(s, at, rng=rng),
             optimizer_state=optimizer_state,
+            adaptation=getattr(s.objective, "adaptation", None),
         )
         prune_optimizer_states(s.job_dir, s.job.keep_optimizer)
         if s.publish is not None:
@@ -453,6 +461,8 @@ def _finish(s: _JobState, train_seconds: float) -> None:
         s.history.extend(s.row(s.n_steps, split, k, float(v)) for k, v in metrics.items())
     if not s.resumed or s.tokens:
         s.history.append(s.row(None, "train", "tokens_per_s", s.tokens / max(train_seconds, 1e-9)))
+        # training time of this process's loop (evaluations and checkpoints not counted)
+        s.history.append(s.row(None, "train", "train_seconds", train_seconds))
     if s.best is not None:
         at = s.best["step"]
         s.history.append(s.row(at, "dev", f"best_{s.best['metric']}", s.best["value"]))

@@ -68,6 +68,7 @@ def training_table(
                     "seed": seed,
                     "kind": job.kind,
                     "arm": job_arm(job),
+                    "strategy": getattr(job, "strategy", None),
                     **row,
                 }
             )
@@ -79,7 +80,10 @@ def training_table(
 
 
 def _summary(ctx: RunContext, frame: pd.DataFrame) -> None:
-    table = Table("job", "task", "steps", "train loss", "dev", "baseline", "tokens/s")
+    table = Table(
+        "job", "task", "strategy", "trainable", "steps", "train loss", "dev", "baseline",
+        "seconds", "tokens/s",
+    )  # fmt: skip
     for name, rows in frame.groupby("model", sort=False):
         last = rows[rows["step"].notna()]
         final_step = int(last["step"].max()) if not last.empty else 0
@@ -97,18 +101,22 @@ def _summary(ctx: RunContext, frame: pd.DataFrame) -> None:
             dev = f"mlm {value('dev', 'mlm_loss')}, nsp acc {value('dev', 'nsp_accuracy')}"
             baseline = f"unigram H {value('train', 'unigram_entropy', at=-1)}"
         else:
-            metric = "f1" if task.startswith("ner") else "accuracy"
+            metric = {"stsb": "spearman"}.get(task, "f1" if task.startswith("ner") else "accuracy")
             dev = f"{metric} {value('dev', metric)}"
             baseline = f"majority {value('dev', 'majority_accuracy', at=-1)}"
         train = rows[(rows["split"] == "train") & (rows["metric"] == "loss")]
         train_loss = f"{train['value'].tail(10).mean():.4g}" if not train.empty else "-"
+        strategy = rows["strategy"].iloc[0] if "strategy" in rows else None
         table.add_row(
             str(name),
             task,
+            str(strategy) if isinstance(strategy, str) else "-",
+            value("train", "trainable_parameters", at=-1),
             str(final_step),
             train_loss,
             dev,
             baseline,
+            value("train", "train_seconds", at=-1),
             value("train", "tokens_per_s", at=-1),
         )
     ctx.console.print(table)
@@ -146,8 +154,9 @@ def run_training(ctx: RunContext) -> None:
             )
         else:
             ctx.console.print(
-                f"{job.name}: {objective.n_examples} training examples, "
-                f"model {job.model}, frozen {objective.frozen or 'nothing'}"
+                f"{job.name}: {objective.n_examples} training examples, model {job.model}, "
+                f"strategy {job.strategy}, frozen {objective.frozen or 'nothing'}, "
+                f"{objective.trainable_parameters:,} trainable parameters"
             )
 
         def on_publish(history: list[dict], job: Any = job, seed: int = seed) -> None:

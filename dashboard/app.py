@@ -32,6 +32,7 @@ PAGES = [
     st.Page("views/structural.py", title="Structural probes", icon=":material/account_tree:"),
     st.Page("views/training.py", title="Training", icon=":material/trending_down:"),
     st.Page("views/ablations.py", title="Pretraining ablations", icon=":material/compare:"),
+    st.Page("views/strategies.py", title="Fine-tuning strategies", icon=":material/tune:"),
     st.Page("views/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
     st.Page("views/landscape.py", title="Landscape", icon=":material/terrain:"),
     st.Page("views/cka.py", title="Layer similarity (CKA)", icon=":material/grid_on:"),

@@ -131,6 +131,8 @@ STAGES: tuple[Stage, ...] = (
                         "probe.figures.groups:training_figures"),
             FigureGroup("ablations", "Pretraining ablations", "train", ("training",),
                         "probe.figures.groups:ablation_figures", optional=("probe",)),
+            FigureGroup("strategies", "Fine-tuning strategies", "train", ("training",),
+                        "probe.figures.groups:strategy_figures"),
         ),
         check="probe.training.checks:check_train",
         figures_setting="figures",

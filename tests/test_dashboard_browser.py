@@ -35,6 +35,7 @@ PAGES = {
     "summary": ("Cross-task summary", 3),
     "training": ("Training curves", 3),
     "ablations": ("Pretraining ablations", 0),  # the fixture runs have no ablation arms
+    "strategies": ("Fine-tuning strategies", 0),  # nor fine-tuning arms
     "embeddings": ("Sentence embeddings", 3),
     "landscape": ("Loss landscapes", 2),
     "details": ("Run details", 0),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from pydantic import ValidationError
@@ -180,7 +182,7 @@ def test_scalar_mix_weights_sum_to_one_and_learn_with_the_head(
     mix = ScalarMix(5)
     with torch.no_grad():
         mix.weights.copy_(torch.randn(5))
-    assert float(mix.mixture().sum()) == pytest.approx(1.0)
+    assert float(mix.mixture().detach().sum()) == pytest.approx(1.0)
     monkeypatch.setenv("PROBE_DATA_DIR", str(sst2_dir))
     job = _job(tiny_model_dir, features=True, head="mean", scalar_mix=True, eval_every=1)
     _, _, history = _train(job, tmp_path / "mix")
@@ -235,3 +237,60 @@ def test_invalid_strategy_combinations_are_refused_with_their_fix(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         _job(Path("m"), **settings)
+
+
+def _strategy_training_table():
+    """Two seeds of three arms on sst2: full, freeze-1 and lora (with per-layer rows)."""
+    rows = []
+    arms = {"full": ("full", 1000, 0, 0.90), "freeze1": ("freeze", 600, 1, 0.86),
+            "lora": ("lora", 20, 3, 0.88)}  # fmt: skip
+    for arm, (strategy, trainable, frozen, dev) in arms.items():
+        for seed in (0, 1):
+            job = {"model": f"{arm}-{seed}", "task": "sst2", "seed": seed, "kind": "finetune",
+                   "arm": arm, "strategy": strategy}  # fmt: skip
+            for metric, value in (("trainable_parameters", trainable), ("total_parameters", 1000),
+                                  ("frozen_layers", frozen), ("train_seconds", 5.0)):  # fmt: skip
+                rows.append({**job, "split": "train", "metric": metric, "value": value})
+            rows.append({**job, "split": "dev", "metric": "accuracy", "step": 10,
+                         "value": dev + 0.01 * seed})  # fmt: skip
+            for layer in range(3):
+                moved = layer >= (1 if strategy == "lora" else frozen)  # LoRA moves layers 1..L
+                change = 0.01 * (layer + 1) if moved else 0.0
+                rows.append({**job, "split": "train", "metric": "relative_weight_change",
+                             "step": 10, "layer": layer, "value": change})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame["step"] = pd.array(frame["step"], dtype="Int64")
+    frame["layer"] = pd.array(frame["layer"], dtype="Int64")
+    return frame
+
+
+def test_strategy_table_and_figures_show_each_arm_against_its_trainable_parameters() -> None:
+    from probe.figures.strategies import strategy_figures, strategy_finals, strategy_table
+
+    training = _strategy_training_table()
+    table = strategy_table(strategy_finals(training)).set_index("arm")
+    assert table.loc["lora", "trainable"] == 20 and table.loc["lora", "trainable_pct"] == 2.0
+    assert table.loc["freeze1", "mean"] == pytest.approx(0.865)
+    assert table.loc["full", ["min", "max"]].tolist() == pytest.approx([0.90, 0.91])
+    figures = strategy_figures(training, style="paper")
+    params = figures["strategy_params_sst2"]
+    assert params.layout.xaxis.type == "log"
+    means = {t.name.split(" ")[0]: (t.x[0], t.y[0]) for t in params.data if t.error_y.array}
+    assert means["lora"] == pytest.approx((20, 0.885))
+    assert any(s.y0 == pytest.approx(0.905) for s in params.layout.shapes)  # full FT reference
+    sweep = next(t for t in figures["strategy_freeze_sst2"].data if t.mode == "lines+markers")
+    assert list(sweep.x) == [0, 1]  # lora (its own strategy) is not a point of the sweep
+    change = {t.name: t for t in figures["strategy_weight_change_sst2"].data if t.name}
+    assert set(change) == {"full", "freeze1", "lora"}
+    assert np.isnan(change["freeze1"].y[0])  # a frozen layer has no point on the log axis
+
+
+def test_dashboard_strategies_page_draws_the_figures(tmp_path: Path) -> None:
+    from tests.test_dashboard import _manifest, _write_run
+    from tests.test_dashboard_pages import _app
+
+    manifest = _manifest("strategies", "complete", {"train": "complete"}, {"train": {"jobs": []}})
+    _write_run(tmp_path, "s/20260101-000000", manifest, {"training": _strategy_training_table()})
+    at = _app(tmp_path, ["s/20260101-000000"], "views/strategies.py")
+    assert "Fine-tuning strategies" in [t.value for t in at.title]
+    assert len(at.get("plotly_chart")) == 3  # params, freeze sweep, weight change

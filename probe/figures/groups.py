@@ -30,6 +30,7 @@ __all__ = [
     "landscape_figures",
     "mdl_figures",
     "probe_figures",
+    "strategy_figures",
     "structural_figures",
     "summary_figures",
     "training_figures",
@@ -91,6 +92,15 @@ def ablation_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.
     from probe.figures.ablations import ablation_figures as build
 
     return build(tables["training"], tables.get("probe"), style=style)
+
+
+def strategy_figures(tables: Tables, style: Style, **_: object) -> dict[str, go.Figure]:
+    """Fine-tuning strategies per task: ``strategy_params_<task>`` (dev metric vs trainable
+    parameters), ``strategy_freeze_<task>``, ``strategy_mix_weights_<task>``,
+    ``strategy_weight_change_<task>``; empty unless a task has two or more arms."""
+    from probe.figures.strategies import strategy_figures as build
+
+    return build(tables["training"], style=style)
 
 
 def embeddings_figures(

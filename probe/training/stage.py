@@ -88,13 +88,15 @@ def _summary(ctx: RunContext, frame: pd.DataFrame) -> None:
         last = rows[rows["step"].notna()]
         final_step = int(last["step"].max()) if not last.empty else 0
 
-        def value(split: str, metric: str, rows: pd.DataFrame = rows, at: int = final_step) -> str:
+        def value(
+            split: str, metric: str, rows: pd.DataFrame = rows, at: int = final_step, fmt=".4g"
+        ) -> str:
             hit = rows[
                 (rows["split"] == split)
                 & (rows["metric"] == metric)
                 & ((rows["step"] == at) if at >= 0 else rows["step"].isna())
             ]
-            return f"{hit['value'].iloc[-1]:.4g}" if not hit.empty else "-"
+            return f"{hit['value'].iloc[-1]:{fmt}}" if not hit.empty else "-"
 
         task = rows["task"].iloc[0]
         if task.startswith("mlm"):
@@ -111,12 +113,12 @@ def _summary(ctx: RunContext, frame: pd.DataFrame) -> None:
             str(name),
             task,
             str(strategy) if isinstance(strategy, str) else "-",
-            value("train", "trainable_parameters", at=-1),
+            value("train", "trainable_parameters", at=-1, fmt=",.0f"),
             str(final_step),
             train_loss,
             dev,
             baseline,
-            value("train", "train_seconds", at=-1),
+            value("train", "train_seconds", at=-1, fmt=".1f"),
             value("train", "tokens_per_s", at=-1),
         )
     ctx.console.print(table)

@@ -240,6 +240,13 @@ def layer_lines_figure(
             go.Scatter(x=x, y=hit["mean"], mode="lines+markers", name=arm, legendgroup=arm,
                        line={"color": color, "width": 2})
         )  # fmt: skip
+    if metric == "mix_weight":  # where the weights start: every layer alike
+        fig.add_hline(
+            y=1 / len(per.index.get_level_values("layer").unique()),
+            line={"color": "#777777", "dash": "dash", "width": 1},
+            annotation_text="uniform (start)",
+            annotation_position="bottom right",
+        )
     fig.update_xaxes(title_text="layer (0 = embeddings)", dtick=1)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
     fig.update_layout(title=title)

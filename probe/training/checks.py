@@ -26,15 +26,20 @@ def check_train(study: Study) -> list[str]:
     assert section is not None
     problems: list[str] = []
     earlier: list[str] = []
+    # Many jobs share a model and a task (an ablation's arms and seeds): check each once.
+    checked: set[tuple[str, str]] = set()
     for i, job in enumerate(section.jobs):
         where = f"train.jobs.{i} ({job.name})"
         try:
             if isinstance(job, FinetuneJob):
                 if ModelSpec.parse(job.model).trained_job is not None:
                     problems += _check_trained_ref(job.model, earlier, where + ".model", section)
-                else:
+                elif ("model", job.model) not in checked:
                     load_config(resolve_model(job.model))
-                check_task_readable(job.task)
+                    checked.add(("model", job.model))
+                if ("task", job.task) not in checked:
+                    check_task_readable(job.task)
+                    checked.add(("task", job.task))
                 if job.test and job.task == "sst2":
                     problems.append(
                         f"{where}.test: SST-2's test split has no labels; set test: false"

@@ -126,19 +126,38 @@ def main() -> None:
     cache = args.cache or Path(tempfile.mkdtemp(prefix="bench_pipeline_cache_"))
     runs_dir.mkdir(parents=True, exist_ok=True)
 
+    console = Console(width=120)
     cold, cold_dir = run_study(args.study, overrides, runs_dir, cache)
     warm, warm_dir = run_study(args.study, overrides, runs_dir, cache)
-    floor = n_sentences = n_models = None
-    if not args.no_floor:
+    console.print(_parts_table(cold_dir, warm_dir))
+    summary = Table(title=f"pipeline wall time, {torch.get_num_threads()} threads")
+    for column in ("what", "seconds", "minutes"):
+        summary.add_column(column, justify="left" if column == "what" else "right")
+    summary.add_row("cold run (empty caches)", f"{cold:.1f}", f"{cold / 60:.1f}")
+    summary.add_row("warm rerun (same study)", f"{warm:.1f}", f"{warm / 60:.1f}")
+    console.print(summary)
+    cold_tables, warm_tables = _tables(cold_dir), _tables(warm_dir)
+    assert cold_tables.keys() == warm_tables.keys(), (cold_tables.keys(), warm_tables.keys())
+    for name, frame in cold_tables.items():
+        pd.testing.assert_frame_equal(warm_tables[name], frame, obj=name)
+    console.print(
+        f"warm tables identical to cold: {', '.join(cold_tables)}; runs {cold_dir} and {warm_dir}"
+    )
+    if not args.no_floor:  # last: the numbers above are printed even if this is cut short
         floor, n_sentences, n_models = forward_floor(args.study, overrides)
+        console.print(
+            f"bare forward pass ({n_sentences} sentences x {n_models} model(s)): {floor:.1f} s "
+            f"({floor / 60:.1f} min), the floor for cold; cold is {cold / floor:.1f}x it"
+        )
 
-    console = Console(width=120)
+
+def _parts_table(cold_dir: Path, warm_dir: Path) -> Table:
+    """Seconds per part of the cold and the warm run, side by side."""
     frames = {}
     for name, run_dir in (("cold", cold_dir), ("warm", warm_dir)):
         manifest = json.loads((run_dir / "manifest.json").read_text())
-        frames[name] = breakdown(manifest).set_index(["stage", "part"])
-    cold_parts, warm_parts = (frames[n].add_suffix(f"_{n}") for n in ("cold", "warm"))
-    parts = cold_parts.join(warm_parts, how="left")  # the cold run's order; warm has no new part
+        frames[name] = breakdown(manifest).set_index(["stage", "part"]).add_suffix(f"_{name}")
+    parts = frames["cold"].join(frames["warm"], how="left")  # cold's order; warm adds no part
     table = Table(title="where the time went (seconds, summed over models, tasks, seeds)")
     for column in ("stage", "part", "cold", "calls", "warm", "calls "):
         table.add_column(column, justify="left" if column in ("stage", "part") else "right")
@@ -151,28 +170,7 @@ def main() -> None:
             f"{row.seconds_warm:.1f}",
             f"{row.calls_warm:.0f}",
         )
-    console.print(table)
-
-    summary = Table(title=f"pipeline wall time, {torch.get_num_threads()} threads")
-    for column in ("what", "seconds", "minutes"):
-        summary.add_column(column, justify="left" if column == "what" else "right")
-    summary.add_row("cold run (empty caches)", f"{cold:.1f}", f"{cold / 60:.1f}")
-    summary.add_row("warm rerun (same study)", f"{warm:.1f}", f"{warm / 60:.1f}")
-    if floor is not None:
-        summary.add_row(
-            f"bare forward pass ({n_sentences} sentences x {n_models} model(s))",
-            f"{floor:.1f}",
-            f"{floor / 60:.1f}",
-        )
-    console.print(summary)
-
-    cold_tables, warm_tables = _tables(cold_dir), _tables(warm_dir)
-    assert cold_tables.keys() == warm_tables.keys(), (cold_tables.keys(), warm_tables.keys())
-    for name, frame in cold_tables.items():
-        pd.testing.assert_frame_equal(warm_tables[name], frame, obj=name)
-    console.print(
-        f"warm tables identical to cold: {', '.join(cold_tables)}; runs {cold_dir} and {warm_dir}"
-    )
+    return table
 
 
 if __name__ == "__main__":

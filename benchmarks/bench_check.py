@@ -25,11 +25,13 @@ from pathlib import Path
 
 import yaml
 
+from probe.data.examples import write_own_data_examples
+
 REPO = Path(__file__).resolve().parents[1]
-OWN = REPO / "tests" / "fixtures" / "own_data"
 
 
 def _study(folder: Path) -> Path:
+    OWN = write_own_data_examples(folder / "own_data")
     study = {
         "name": "bench_check",
         "models": ["embedded:minilm"],

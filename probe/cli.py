@@ -140,6 +140,20 @@ def export(
     )
 
 
+@app.command()
+def examples(
+    folder: Annotated[
+        Path, typer.Argument(help="Where to write them (studies/own_data.yaml reads the default)")
+    ] = Path("examples/own_data"),
+) -> None:
+    """Write the tiny example files of studies/own_data.yaml (German template sentences)."""
+    from probe.data.examples import write_own_data_examples
+
+    written = write_own_data_examples(folder)
+    n_files = sum(1 for p in written.rglob("*") if p.is_file())
+    console.print(f"[green]wrote[/green] {n_files} example files to {written}/")
+
+
 def main() -> None:
     """Entry point of the ``probe`` command; exits with :func:`run_command`'s status."""
     sys.exit(run_command(sys.argv[1:]))

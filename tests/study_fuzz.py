@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from probe.data.examples import write_own_data_examples
+
 REPO = Path(os.environ.get("PROBE_FUZZ_REPO") or Path(__file__).resolve().parents[1])
 STUDIES = sorted((REPO / "studies").glob("*.yaml"))
 MAX_MESSAGE = 300
@@ -277,8 +279,8 @@ def fuzz(n_per_study: int, seed: int = 0) -> tuple[Counter, list[tuple[str, str,
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()
         os.chdir(tmp)  # messages name `study.yaml`, as a user's would
-        # Studies name their own files relative to the repository (own_data.yaml's fixtures).
-        Path("tests").symlink_to(REPO / "tests")
+        # Studies name their own files relative to the working directory (own_data.yaml's).
+        write_own_data_examples(Path("examples") / "own_data")
         try:
             for name, content, what in mutations(n_per_study, seed):
                 path = Path("study.yaml")

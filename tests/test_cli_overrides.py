@@ -15,8 +15,8 @@ from probe.errors import StudyError
 from probe.runner import run_studies
 from probe.study import load_study
 from tests.conftest import run_cli
+from tests.own_data import OWN
 
-OWN = Path(__file__).parent / "fixtures" / "own_data"
 UPOS_DE = {"name": "upos_de", "format": "conllu", "path": str(OWN / "ud_german_tiny"),
            "label": "upos"}  # fmt: skip
 

@@ -25,8 +25,8 @@ from probe.data import (
     word_types,
 )
 from probe.errors import DataError
+from tests.own_data import OWN
 
-OWN = Path(__file__).parent / "fixtures" / "own_data"
 UD_DE = OWN / "ud_german_tiny"
 
 
@@ -220,3 +220,21 @@ def test_ud_ewt_through_the_file_route_is_the_builtin_task(data_dir: Path, label
         a, b = builtin.splits[split], own.splits[split]
         assert a.sentences == b.sentences and a.source == b.source
         assert np.array_equal(a.targets, b.targets) and np.array_equal(a.labels, b.labels)
+
+
+def test_example_files_are_the_same_bytes_every_time_and_a_missing_one_says_how_to_write_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from probe.data.examples import write_own_data_examples
+
+    again = write_own_data_examples(tmp_path / "again")
+    for original in sorted(p for p in OWN.rglob("*") if p.is_file()):
+        assert (again / original.relative_to(OWN)).read_bytes() == original.read_bytes()
+
+    monkeypatch.chdir(tmp_path)  # no examples/ here
+    task = _task(format="conllu", path="examples/own_data/ud_german_tiny", label="upos")
+    with pytest.raises(DataError, match=r"does not exist; write the example files with `probe ex"):
+        task_files(task)
+    elsewhere = _task(format="iob2", train="mine/train.bio")
+    with pytest.raises(DataError, match=r"train file mine/train.bio does not exist$"):
+        task_files(elsewhere)

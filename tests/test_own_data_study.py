@@ -10,8 +10,7 @@ import yaml
 from rich.console import Console
 
 from probe.runner import run_study
-
-OWN = Path(__file__).parent / "fixtures" / "own_data"
+from tests.own_data import OWN
 
 
 def _run(tmp_path: Path, model_dir: Path, tasks: list, **probe: object) -> tuple[Path, str]:

@@ -66,9 +66,13 @@ def test_missing_study_file_says_what_to_pass(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
-def test_every_shipped_probe_study_finds_its_tasks_and_data(path: Path, data_dir: Path) -> None:
+def test_every_shipped_probe_study_finds_its_tasks_and_data(
+    path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from probe.probes.checks import check_probe
+    from tests.own_data import EXAMPLES_ROOT
 
+    monkeypatch.chdir(EXAMPLES_ROOT)  # own_data.yaml reads examples/own_data/ (`probe examples`)
     study = load_study(path)
     if study.probe is not None:
         assert check_probe(study) == []  # unknown tasks or missing dataset files

@@ -94,3 +94,39 @@ def test_a_criterion_needs_a_threshold_and_holds_on_either() -> None:
     assert not either.holds({"accuracy": 0.98, "loss": 0.06})
     job = FinetuneJob(name="j", kind="finetune", model="m", task="sst2", steps=5, stop=either)
     assert job.stop is not None and job.stop.every == 10
+
+
+def test_eval_on_save_false_scores_dev_only_at_eval_every_and_the_last_step_same_weights(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from probe.training.stage import run_training
+
+    monkeypatch.setenv("PROBE_DATA_DIR", str(write_sst2(tmp_path / "data")))
+    dense = {"steps": 12, "save_every": 2, "eval_every": 4}
+    study = {
+        "name": "t",
+        "seed": 0,
+        "figures": [],
+        "train": [
+            _job("every-save", tiny_model_dir, **dense),
+            _job("eval-only", tiny_model_dir, **dense, eval_on_save=False),
+        ],
+    }
+    ctx = _context(study, tmp_path)
+    run_training(ctx)
+    table = ctx.read_table("training")
+
+    def dev_steps(job: str) -> list[int]:
+        rows = _rows(table, job, "accuracy")
+        return sorted(int(s) for s in rows.loc[rows["split"] == "dev", "step"])
+
+    assert dev_steps("every-save") == [0, 2, 4, 6, 8, 10, 12]
+    assert dev_steps("eval-only") == [0, 4, 8, 12]
+    checkpoints = ctx.run_dir / "checkpoints"
+    for step in (2, 6, 10):  # still saved, only not scored
+        assert (checkpoints / "eval-only" / f"step-{step}").is_dir()
+    # scoring dev draws no randomness: both jobs end with the same weights
+    a = BertForSequenceClassification.from_pretrained(checkpoints / "every-save" / "final")
+    b = BertForSequenceClassification.from_pretrained(checkpoints / "eval-only" / "final")
+    b_state = b.state_dict()
+    assert all(torch.equal(t, b_state[name]) for name, t in a.state_dict().items())

@@ -32,6 +32,7 @@ import numpy as np
 
 from probe.data.conllu import UDSentence, parse_feats, read_conllu
 from probe.data.edge_probing import EdgeSentence, read_edge_probing
+from probe.data.examples import missing_hint
 from probe.data.ner import NERSentence, iob2_spans, read_tagged
 from probe.data.sources import FileTask, PairFile
 from probe.data.sts import STSPair
@@ -92,7 +93,7 @@ def task_files(task: FileTask | PairFile) -> dict[str, Path]:
         if root.is_file():
             return {"train": root}
         if not root.is_dir():
-            raise DataError(f"task {task.name!r}: path {root} does not exist")
+            raise DataError(f"task {task.name!r}: path {root} does not exist{missing_hint(root)}")
         suffixes = _SUFFIXES[task.format]
         files = {}
         for candidate in sorted(root.iterdir()):
@@ -113,7 +114,9 @@ def task_files(task: FileTask | PairFile) -> dict[str, Path]:
             )
     for split, path in files.items():
         if not path.is_file():
-            raise DataError(f"task {task.name!r}: {split} file {path} does not exist")
+            raise DataError(
+                f"task {task.name!r}: {split} file {path} does not exist{missing_hint(path)}"
+            )
     return files
 
 

@@ -70,6 +70,7 @@ PAIR_TASKS = ("sick_entailment", "stsb")
 # Job fields that do not change the weights a job ends with: a resumed job may differ in these.
 RESUMABLE_FIELDS = frozenset(
     {"save_every", "save_steps", "keep_optimizer", "log_every", "eval_every", "eval_examples"}
+    | {"eval_on_save"}
     | {"arm"}  # a label that groups seeds in figures
 )
 
@@ -102,6 +103,9 @@ class _JobBase(StrictModel):
     log_every: PositiveInt = 10
     eval_every: PositiveInt | None = None
     save_every: PositiveInt | None = None
+    # Dev metrics at every checkpoint too (the default); false scores dev only at eval_every and
+    # the last step, for dense trajectories (save_every: 5) whose checkpoints are only weights.
+    eval_on_save: bool = True
     save_steps: list[Annotated[int, Field(ge=0)]] = []
     keep_optimizer: PositiveInt = 1
     group_by_length: bool = False

@@ -444,7 +444,8 @@ def _after_step(s: _JobState) -> None:
     """Check the stop criterion; log, evaluate and checkpoint when the schedule says so."""
     _check_fit(s)
     step, eval_every = s.step, s.job.eval_every
-    evaluate_now = step == s.n_steps or step in s.save_at or (eval_every and step % eval_every == 0)
+    saved_now = step in s.save_at and s.job.eval_on_save
+    evaluate_now = step == s.n_steps or saved_now or bool(eval_every and step % eval_every == 0)
     if evaluate_now or step % s.job.log_every == 0:
         _flush(s)
     if evaluate_now:

@@ -37,6 +37,9 @@ Style = Literal["screen", "paper"]
 _CONSTANTS = ("trainable_parameters", "total_parameters", "frozen_layers", "train_seconds")
 
 
+_SYMBOLS = ("diamond", "circle", "square", "triangle-up", "x", "star", "triangle-down")
+
+
 def main_metric(task: str) -> str:
     """The dev metric a fine-tuning task is judged by."""
     if task == "stsb":
@@ -151,7 +154,8 @@ def params_figure(table: pd.DataFrame, finals: pd.DataFrame, task: str, style: S
                 x=[row.trainable],
                 y=[row.mean],
                 mode="markers",
-                marker={"size": 10, "color": color, "symbol": "diamond"},
+                # colour and shape: fifteen arms need both to be told apart
+                marker={"size": 10, "color": color, "symbol": _SYMBOLS[i % len(_SYMBOLS)]},
                 error_y={
                     "type": "data",
                     "symmetric": False,
@@ -199,9 +203,17 @@ def freeze_figure(finals: pd.DataFrame, task: str, style: Style) -> go.Figure | 
         go.Scatter(x=sweep["frozen_layers"], y=sweep["dev"], mode="markers", name="seeds",
                    marker={"size": 5, "color": color, "opacity": 0.6})
     )  # fmt: skip
-    fig.update_xaxes(title_text="frozen layers k (0 = none, 1 = embeddings, L+1 = all)", dtick=1)
+    fig.update_xaxes(title_text="frozen layers k (1 = embeddings, L+1 = all)", dtick=1)
     fig.update_yaxes(title_text=f"dev {metric}")
-    fig.update_layout(title=f"{task}: dev {metric} with layers 0..k-1 frozen")
+    # One series: the title says what line, band and dots are; a legend below the plot would
+    # collide with the axis title in a single column.
+    fig.update_layout(
+        title={
+            "text": f"{task}: dev {metric}, layers 0..k-1 frozen",
+            "subtitle": {"text": "line: mean; dots and band: seeds"},
+        },
+        showlegend=False,
+    )
     return apply_style(fig, style=style)
 
 

@@ -18,6 +18,7 @@ muted scheme; beyond that evenly spaced hues: a colour never repeats.
 from __future__ import annotations
 
 import colorsys
+import math
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -106,6 +107,24 @@ def series_colors(
     return out
 
 
+_SCREEN_LEGEND_ROWS = 10  # legend entries a screen figure keeps beside the plot
+
+
+def _legend_entries(fig: go.Figure) -> int:
+    """Entries the legend shows: named traces not hidden from it, one per legend group."""
+    groups: set[str] = set()
+    count = 0
+    for trace in fig.data:
+        if trace.showlegend is False or not trace.name:
+            continue
+        if trace.legendgroup:
+            if trace.legendgroup in groups:
+                continue
+            groups.add(trace.legendgroup)
+        count += 1
+    return count
+
+
 def apply_style(
     fig: go.Figure,
     *,
@@ -158,8 +177,16 @@ def apply_style(
         for trace in fig.data:  # heat maps and contours without a shared colour axis
             if hasattr(trace, "colorbar"):
                 trace.colorbar.update(title_font_size=small, tickfont_size=small)
-    elif height:
-        fig.update_layout(height=height)
+    else:
+        if height:
+            fig.update_layout(height=height)
+        if fig.layout.legend.orientation is None and _legend_entries(fig) > _SCREEN_LEGEND_ROWS:
+            # A legend beside the plot holds about a dozen entries at the default height;
+            # more would scroll and hide some (fifteen fine-tuning arms): put it below, in rows.
+            fig.update_layout(
+                legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"},
+                height=(height or 450) + 25 * math.ceil(_legend_entries(fig) / 5),
+            )
     fig.update_xaxes(showgrid=True, gridcolor="#eeeeee")
     fig.update_yaxes(showgrid=True, gridcolor="#eeeeee")
     return fig

@@ -31,3 +31,17 @@ def test_a_gap_that_flips_sign_across_seeds_is_not_an_order():
     row = orders.iloc[0]
     assert row.gap_min < 0 < row.gap_max
     assert not row.same_sign_every_seed
+
+
+def test_the_printed_orders_table_has_one_row_per_pair_with_its_seed_range():
+    from rich.console import Console
+
+    from probe.probes.report import layer_orders_table
+
+    table = layer_orders_table(_summary({"upos": [1.0, 1.2], "deprel": [1.5, 1.4]}))
+    assert table is not None and table.row_count == 1
+    console = Console(width=200, record=True)
+    console.print(table)
+    text = console.export_text()
+    assert "upos < deprel" in text and "0.20..0.50 (2)" in text and "yes" in text
+    assert layer_orders_table(_summary({"upos": [1.0]})) is None

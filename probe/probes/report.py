@@ -9,9 +9,10 @@ from __future__ import annotations
 import pandas as pd
 from rich.table import Table
 
+from probe.probes.layer_orders import pairwise_orders
 from probe.probes.summary_rules import MIN_COG_GAIN_POINTS, center_of_gravity_is_meaningful
 
-__all__ = ["centre_of_gravity_table", "layer_tables", "summary_table"]
+__all__ = ["centre_of_gravity_table", "layer_orders_table", "layer_tables", "summary_table"]
 
 
 def layer_tables(frame: pd.DataFrame) -> list[Table]:
@@ -125,5 +126,42 @@ def centre_of_gravity_table(frame: pd.DataFrame) -> Table:
             f"{100 * first[(model, task)]:.2f}",
             f"{100 * last[(model, task)]:.2f}",
             f"{100 * gain[(model, task)]:.2f}",
+        )
+    return table
+
+
+def layer_orders_table(frame: pd.DataFrame, metric: str = "center_of_gravity") -> Table | None:
+    """Every pair of tasks: which peaks first, the per-seed gap and Tenney et al.'s order.
+
+    A claim such as "POS before dependencies" holds for a model only when the gap has the same
+    sign in every seed; the last columns compare with BERT-large (Tenney et al. 2019, Table 1).
+    None with fewer than two tasks.
+    """
+    orders = pairwise_orders(frame, metric)
+    if orders.empty:
+        return None
+    name = metric.replace("_", " ")
+    table = Table(
+        "model",
+        "order",
+        "gap (mean)",
+        "gap per seed (min..max)",
+        "same sign, every seed",
+        "Tenney BERT-large gap",
+        "agrees",
+        title=f"pairwise layer orders by {name} (gap = second - first, in layers)",
+    )
+    for row in orders.itertuples():
+        agrees = (
+            "-" if row.agrees_with_tenney is None else ("yes" if row.agrees_with_tenney else "no")
+        )
+        table.add_row(
+            str(row.model),
+            f"{row.first} < {row.second}",
+            f"{row.gap_mean:.2f}",
+            f"{row.gap_min:.2f}..{row.gap_max:.2f} ({row.n_seeds})",
+            "yes" if row.same_sign_every_seed else "no",
+            "-" if pd.isna(row.tenney_gap) else f"{row.tenney_gap:+.2f}",
+            agrees,
         )
     return table

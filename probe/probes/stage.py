@@ -29,7 +29,12 @@ from probe.models import Encoder, ModelSpec, load_encoder
 from probe.probes.features import one_word_spans, probe_inputs, split_features
 from probe.probes.fit_cache import ProbeCache, array_digest
 from probe.probes.fits import TaskInputs
-from probe.probes.report import centre_of_gravity_table, layer_tables, summary_table
+from probe.probes.report import (
+    centre_of_gravity_table,
+    layer_orders_table,
+    layer_tables,
+    summary_table,
+)
 from probe.probes.scoring import (
     fit_task_probe,
     layer_summaries,
@@ -191,4 +196,8 @@ def run_probes(ctx: RunContext) -> None:
             ctx.console.print(table)
     if summary_rows:
         ctx.write_table("probe_summary", pd.DataFrame(summary_rows))
-        ctx.console.print(centre_of_gravity_table(pd.DataFrame(summary_rows)))
+        summary = pd.DataFrame(summary_rows)
+        ctx.console.print(centre_of_gravity_table(summary))
+        orders = layer_orders_table(summary)
+        if orders is not None:
+            ctx.console.print(orders)

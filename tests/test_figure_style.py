@@ -235,3 +235,21 @@ def test_a_batch_keeps_each_figures_own_size(tmp_path: Path) -> None:
     write_figures({"small": small, "large": large}, tmp_path, ["pdf"])
     assert _pdf_box((tmp_path / "small.pdf").read_bytes())[0] == pytest.approx(252, abs=0.5)
     assert _pdf_box((tmp_path / "large.pdf").read_bytes()) == pytest.approx((515.25, 450), abs=0.5)
+
+
+def test_a_screen_legend_of_many_entries_goes_below_the_plot_and_a_short_one_stays() -> None:
+    import plotly.graph_objects as go
+
+    from probe.figures.style import apply_style
+
+    def figure(n: int) -> go.Figure:
+        fig = go.Figure([go.Scatter(x=[0], y=[i], name=f"arm {i}") for i in range(n)])
+        # a second trace of an arm in its legend group adds no entry
+        fig.add_trace(go.Scatter(x=[1], y=[0], name="arm 0", legendgroup="g"))
+        fig.add_trace(go.Scatter(x=[1], y=[1], name="arm 0 seeds", legendgroup="g"))
+        return apply_style(fig, style="screen")
+
+    short, long = figure(9), figure(15)  # 10 and 16 entries
+    assert short.layout.legend.orientation is None and short.layout.height is None
+    assert long.layout.legend.orientation == "h" and long.layout.legend.y < 0
+    assert long.layout.height > 450  # room for the rows below the plot

@@ -180,12 +180,13 @@ def apply_style(
     else:
         if height:
             fig.update_layout(height=height)
-        if fig.layout.legend.orientation is None and _legend_entries(fig) > _SCREEN_LEGEND_ROWS:
+        entries = _legend_entries(fig)
+        if fig.layout.legend.orientation is None and entries > _SCREEN_LEGEND_ROWS:
             # A legend beside the plot holds about a dozen entries at the default height;
             # more would scroll and hide some (fifteen fine-tuning arms): put it below, in rows.
             fig.update_layout(
                 legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"},
-                height=(height or 450) + 25 * math.ceil(_legend_entries(fig) / 5),
+                height=(height or 450) + 25 * math.ceil(entries / 5),
             )
     fig.update_xaxes(showgrid=True, gridcolor="#eeeeee")
     fig.update_yaxes(showgrid=True, gridcolor="#eeeeee")

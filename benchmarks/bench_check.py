@@ -31,17 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _study(folder: Path) -> Path:
-    OWN = write_own_data_examples(folder / "own_data")
+    own = write_own_data_examples(folder / "own_data")
     study = {
         "name": "bench_check",
         "models": ["embedded:minilm"],
         "probe": {
             "tasks": [
-                {"name": "upos_de", "format": "conllu", "path": str(OWN / "ud_german_tiny"),
+                {"name": "upos_de", "format": "conllu", "path": str(own / "ud_german_tiny"),
                  "label": "upos"},
                 {"name": "upos_fr", "format": "conllu", "path": str(folder / "UD_French-GSD"),
                  "label": "upos"},
-                {"name": "number", "format": "tsv", "path": str(OWN / "subject_number.tsv"),
+                {"name": "number", "format": "tsv", "path": str(own / "subject_number.tsv"),
                  "text": "sentense", "label": "subject_number"},
             ]
         },

@@ -143,13 +143,14 @@ def export(
 @app.command()
 def examples(
     folder: Annotated[
-        Path, typer.Argument(help="Where to write them (studies/own_data.yaml reads the default)")
-    ] = Path("examples/own_data"),
+        Path | None,
+        typer.Argument(help="Where to write them (default: examples/own_data, read by the study)"),
+    ] = None,
 ) -> None:
     """Write the tiny example files of studies/own_data.yaml (German template sentences)."""
-    from probe.data.examples import write_own_data_examples
+    from probe.data.examples import DEFAULT_FOLDER, write_own_data_examples
 
-    written = write_own_data_examples(folder)
+    written = write_own_data_examples(folder or DEFAULT_FOLDER)
     n_files = sum(1 for p in written.rglob("*") if p.is_file())
     console.print(f"[green]wrote[/green] {n_files} example files to {written}/")
 

@@ -12,10 +12,8 @@ from pathlib import Path
 
 from probe.data.examples import write_own_data_examples
 
-_ROOT = Path(tempfile.mkdtemp(prefix="probe-own-data-"))
-atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
-
-#: A folder laid out as ``studies/own_data.yaml`` expects ``examples/`` to be.
-EXAMPLES_ROOT = _ROOT
+#: A folder laid out as ``studies/own_data.yaml`` expects the working directory to be.
+EXAMPLES_ROOT = Path(tempfile.mkdtemp(prefix="probe-own-data-"))
+atexit.register(shutil.rmtree, EXAMPLES_ROOT, ignore_errors=True)
 #: The example files themselves (``ud_german_tiny/``, ``*.jsonl``, ``*.tsv``, ``*.bio``).
-OWN = write_own_data_examples(_ROOT / "examples" / "own_data")
+OWN = write_own_data_examples(EXAMPLES_ROOT / "examples" / "own_data")

@@ -35,8 +35,6 @@ __all__ = [
 
 Style = Literal["screen", "paper"]
 _CONSTANTS = ("trainable_parameters", "total_parameters", "frozen_layers", "train_seconds")
-
-
 _SYMBOLS = ("diamond", "circle", "square", "triangle-up", "x", "star", "triangle-down")
 
 
